@@ -1,0 +1,91 @@
+"""Evaluation metrics against sklearn and against answers worked out by hand."""
+import json, math, warnings
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from relgraph.evaluate import METRICS, choose_threshold, confusion_figure, embedding_figure, evaluate, roc_pr_figure, summarize_seeds
+
+Y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
+S = np.array([0.1, 0.6, 0.7, 0.4, 0.2, 0.9, 0.3, 0.65])
+
+
+def test_exact_small_answers():
+    r = evaluate(Y, S, threshold=0.5)
+    # predicted positive at 0.5: rows 1, 2, 5, 7 -> TP = 2 (rows 2, 5), FP = 2 (rows 1, 7), FN = 1 (row 3), TN = 3
+    assert r["confusion_matrix"] == [[3, 2], [1, 2]]
+    assert (r["precision"], r["recall"], r["accuracy"], r["n"]) == (0.5, 2 / 3, 5 / 8, 8)
+    assert r["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert r["balanced_accuracy"] == pytest.approx((2 / 3 + 3 / 5) / 2)
+    # AUROC: of the 15 (positive, negative) pairs, the positive scores higher in 5 + 5 + 3 = 13
+    assert r["auroc"] == pytest.approx(13 / 15)
+    assert (r["positive_rate"], r["predicted_positive_rate"]) == (3 / 8, 4 / 8)
+    json.dumps(r)  # plain values only: it goes into metrics.json
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 500); s = rng.random(500) + 0.5 * y
+    t = 0.8
+    r = evaluate(y, s, threshold=t)
+    p = (s >= t).astype(int)
+    assert r["auroc"] == skm.roc_auc_score(y, s)
+    assert r["average_precision"] == skm.average_precision_score(y, s)
+    assert r["f1"] == skm.f1_score(y, p)
+    assert r["accuracy"] == skm.accuracy_score(y, p)
+    assert r["balanced_accuracy"] == skm.balanced_accuracy_score(y, p)
+    assert r["precision"] == skm.precision_score(y, p) and r["recall"] == skm.recall_score(y, p)
+    assert r["confusion_matrix"] == skm.confusion_matrix(y, p).tolist()
+    assert r["classification_report"] == skm.classification_report(y, p, output_dict=True)
+
+
+def test_choose_threshold_matches_brute_force():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200); s = np.round(rng.random(200) + 0.4 * y, 2)
+    for metric in ("f1", "accuracy", "balanced_accuracy"):
+        best = max(METRICS[metric](y, s, t) for t in np.unique(s))
+        assert METRICS[metric](y, s, choose_threshold(y, s, metric)) == pytest.approx(best)
+    # F1 by threshold: 0.9 -> 2/4, 0.7 -> 4/5 (TP 2, FN 1), 0.65 -> 4/6, 0.6 -> 4/7, 0.4 -> 6/8 (TP 3, FP 2), lower: worse
+    assert choose_threshold(Y, S) == 0.7
+    assert METRICS["f1"](Y, S, 0.7) == pytest.approx(4 / 5)
+
+
+def test_single_class_is_nan_with_warning():
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        r = evaluate([1, 1, 1], [0.2, 0.8, 0.9])
+        t = choose_threshold([0, 0], [0.1, 0.2])
+    assert math.isnan(r["auroc"]) and math.isnan(r["average_precision"])
+    assert r["recall"] == 2 / 3 and r["confusion_matrix"] == [[0, 0], [1, 2]]
+    assert t == 0.5
+    msgs = " ".join(str(x.message) for x in w)
+    assert "single class (all 1)" in msgs and "using the default threshold 0.5" in msgs
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="NaN label"):
+        evaluate([0, float("nan")], [0.1, 0.2])
+    with pytest.raises(ValueError, match="y_true has 3 values but y_score has 2"):
+        evaluate([0, 1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="empty"):
+        evaluate([], [])
+
+
+def test_summarize_seeds():
+    sm = summarize_seeds([dict(auroc=0.7), dict(auroc=0.8), dict(auroc=0.9)])
+    assert sm["auroc"]["mean"] == pytest.approx(0.8) and sm["auroc"]["std"] == pytest.approx(0.1)
+    assert sm["auroc"]["text"] == "0.800 ± 0.100" and sm["auroc"]["n"] == 3
+
+
+def test_figures():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    assert isinstance(roc_pr_figure(Y, S), Figure)
+    assert isinstance(confusion_figure(evaluate(Y, S)["confusion_matrix"]), Figure)
+    rng = np.random.default_rng(0)
+    assert isinstance(embedding_figure(rng.random((30, 5)), rng.integers(0, 2, 30)), Figure)
+    with pytest.raises(ValueError, match="single class"):
+        roc_pr_figure([1, 1], [0.2, 0.3])
