@@ -11,7 +11,7 @@ from .core import measure
 from .experiment import read_json, record_status, resolve_config, run_record
 
 # %% auto #0
-__all__ = ['time_engines', 'bench_runs', 'bench_edges', 'bench_data']
+__all__ = ['time_engines', 'bench_runs', 'bench_data']
 
 # %% ../nbs/19a_bench.ipynb #c005
 def _timed(cfg: dict, engine: str) -> float:
@@ -40,21 +40,6 @@ def bench_runs(customers: int = 300,               # synthetic shop size
     print(f"one run of {model} on {builder}, shop of {customers} customers, {epochs} epochs; median of {repeats}:")
     for e, v in r["seconds"].items(): print(f"  {e:<10} {med[e]:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)})")
     print(f"  papermill overhead per run: {r['overhead_seconds']:.2f} s ({med['papermill'] / med['inprocess']:.1f}x)")
-
-# %% ../nbs/19a_bench.ipynb #c007
-def bench_edges(customers: int = 20_000,            # synthetic shop customers for the AddMetaPaths comparison (0: skip)
-                scale_customers: int = 1_600_000,   # customers at rel-amazon scale (0: skip)
-                scale_reviews: int = 12_600_000,    # reviews at rel-amazon scale
-                scale_products: int = 500_000,      # products at rel-amazon scale
-                top_k: int = 20,                    # top-k per node at scale
-                max_hub: int = 2000,                # hub cap at scale
-                seed: int = 0,                      # data seed
-                out: str = "",                      # also write the figures as JSON here
-               ):
-    "Time and peak memory of the co-interaction builder vs PyG AddMetaPaths, and of the builder at rel-amazon scale."
-    from relgraph.edges import bench_edges as run
-    run(customers=customers, scale_customers=scale_customers, scale_reviews=scale_reviews, scale_products=scale_products,
-        top_k=top_k, max_hub=max_hub, seed=seed, out=out)
 
 # %% ../nbs/19a_bench.ipynb #c008
 def bench_data(sizes: str = "100000,1000000",  # comma-separated customer counts

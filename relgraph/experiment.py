@@ -16,9 +16,9 @@ from .core import TIME_DTYPE, atomic_path, config_hash, get_device, seed_everyth
 # %% auto #0
 __all__ = ['DEFAULTS', 'SHOP_CATEGORIES', 'SHOP_BUILDER_PARAMS', 'RUN_KEYS', 'EDGE_FREE', 'PACKAGES', 'SPLITS', 'PRED_COLS',
            'ENGINES', 'resolve_config', 'dataset_label', 'run_id', 'git_commit', 'device_name', 'environment', 'need',
-           'load_database', 'load_task', 'build_graphs', 'mask_of', 'fit_predict', 'evaluate_predictions',
-           'graph_report_of', 'figures_of', 'save_outputs', 'run_experiment', 'read_json', 'record_status',
-           'clean_stale', 'run_record', 'experiment_notebook', 'run_inprocess', 'run_papermill']
+           'load_database', 'load_task', 'builder_params_for', 'build_graphs', 'mask_of', 'fit_predict',
+           'evaluate_predictions', 'graph_report_of', 'figures_of', 'save_outputs', 'run_experiment', 'read_json',
+           'record_status', 'clean_stale', 'run_record', 'experiment_notebook', 'run_inprocess', 'run_papermill']
 
 # %% ../nbs/15_experiment.ipynb #c005
 DEFAULTS = dict(
@@ -144,11 +144,18 @@ def load_task(cfg: dict, db):
 # %% ../nbs/15_experiment.ipynb #c019
 SPLITS = ("train", "val", "test")
 
+def builder_params_for(cfg: dict, db, task) -> dict:
+    "The builder's params: the configuration's own, over what `relgraph.analysis.default_builders` picks for `db`."
+    if cfg["dataset"] == "synthetic" or cfg["builder"] not in ("shared_attribute", "random", "co_interaction"):
+        return cfg["builder_params"]  # the shop's defaults are already in the configuration (and its run id)
+    auto = need("analysis", "graphs").default_builders(db, task.entity_table, [cfg["builder"]])[cfg["builder"]]
+    return {**auto, **cfg["builder_params"]}
+
 def build_graphs(cfg: dict, db, task) -> dict[str, list]:
     "{split: snapshot graphs} (PyG `Data` with x, edges, y, label_mask, node_id, time) for the configuration."
     if cfg["builder"] == "hetero": return {}
     G = need("graphs", "graphs")
-    kw = dict(builder=cfg["builder"], builder_params=cfg["builder_params"], cache_dir=cfg["cache_dir"] or None)
+    kw = dict(builder=cfg["builder"], builder_params=builder_params_for(cfg, db, task), cache_dir=cfg["cache_dir"] or None)
     if cfg["split"] == "nodes": return {s: [G.masked_graph(db, task, seed=cfg["seed"], **kw)] for s in SPLITS}
     return {s: G.snapshot_graphs(db, task, s, **kw) for s in SPLITS}
 

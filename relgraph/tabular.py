@@ -57,10 +57,14 @@ class _Booster:
 
 @TABULAR.register("lightgbm")
 def fit_lightgbm(X_train, y_train, X_val, y_val, features, seed: int = 0, n_estimators: int = 2000,
-                 learning_rate: float = 0.05, num_leaves: int = 31, early_stopping: int = 50, num_threads: int = 2, **params):
+                 learning_rate: float = 0.05, num_leaves: int = 15, min_data_in_leaf: int = 100,
+                 feature_fraction: float = 0.7, bagging_fraction: float = 0.8, bagging_freq: int = 1, lambda_l2: float = 1.0,
+                 early_stopping: int = 50, num_threads: int = 2, **params):
     "Gradient-boosted trees, stopped when the validation AUROC has not improved for `early_stopping` rounds."
     import lightgbm as lgb
     p = dict(objective="binary", metric="auc", learning_rate=learning_rate, num_leaves=num_leaves, seed=seed,
+             min_data_in_leaf=min_data_in_leaf, feature_fraction=feature_fraction, bagging_fraction=bagging_fraction,
+             bagging_freq=bagging_freq, lambda_l2=lambda_l2,
              deterministic=True, force_row_wise=True, num_threads=num_threads, verbose=-1, **params)
     train = lgb.Dataset(X_train, y_train, feature_name=list(features), free_raw_data=False)
     booster = lgb.train(p, train, num_boost_round=n_estimators, valid_sets=[lgb.Dataset(X_val, y_val, reference=train)],
