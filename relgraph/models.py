@@ -12,8 +12,8 @@ from torch_geometric.nn import GATv2Conv, GCNConv, GINEConv, JumpingKnowledge, S
 from .core import Registry
 
 # %% auto #0
-__all__ = ['MODELS', 'mlp_layer', 'gcn_layer', 'sage_layer', 'gat_layer', 'gin_layer', 'NodeClassifier', 'embed', 'forward',
-           'reset_parameters', 'build_model']
+__all__ = ['MODELS', 'mlp_layer', 'gcn_layer', 'sage_layer', 'gat_layer', 'gin_layer', 'NodeClassifier', 'scaled', 'fit_input',
+           'embed', 'forward', 'reset_parameters', 'build_model']
 
 # %% ../nbs/09_models.ipynb #c005
 MODELS = Registry("model")
@@ -57,20 +57,42 @@ def _norm(kind: str | None, dim: int) -> nn.Module:
 class NodeClassifier(nn.Module):
     "`layers` blocks of layer → norm → ReLU → dropout (+ residual, jumping knowledge), then a linear head: logits per node."
     def __init__(self, name: str, in_dim: int, hidden: int = 64, layers: int = 2, dropout: float = 0.2,
-                 norm: str | None = "batch", residual: bool = False, jk: str | None = None, heads: int = 4, out_dim: int = 1):
+                 norm: str | None = "batch", residual: bool = False, jk: str | None = None, heads: int = 4, out_dim: int = 1,
+                 scale_input: str | None = "asinh"):
         super().__init__()
         if layers < 1: raise ValueError(f"{name}: layers must be >= 1, got {layers}")
+        if scale_input not in (None, "asinh", "standard"): raise ValueError(f"unknown scale_input {scale_input!r}; known: asinh, standard, None")
         if jk not in (None, "cat", "max"): raise ValueError(f"unknown jk {jk!r}; known: None, cat, max")
         make = MODELS[name]
         self.name, self.edges, self.dropout, self.residual = name, make.edges, dropout, residual
         self.config = dict(name=name, in_dim=in_dim, hidden=hidden, layers=layers, dropout=dropout, norm=norm,
-                           residual=residual, jk=jk, heads=heads, out_dim=out_dim)
+                           residual=residual, jk=jk, heads=heads, out_dim=out_dim, scale_input=scale_input)
+        self.register_buffer("x_shift", torch.zeros(in_dim)); self.register_buffer("x_scale", torch.ones(in_dim))
         self.convs = nn.ModuleList([make(in_dim if k == 0 else hidden, hidden, heads) for k in range(layers)])
         self.norms = nn.ModuleList([_norm(norm, hidden) for _ in range(layers)])
         self.skips = nn.ModuleList([nn.Linear(in_dim, hidden) if residual and in_dim != hidden else nn.Identity()] +
                                    [nn.Identity() for _ in range(layers - 1)]) if residual else None
         self.jk = None if jk is None else JumpingKnowledge(jk)
         self.head = nn.Linear(hidden * (layers if jk == "cat" else 1), out_dim)
+
+# %% ../nbs/09_models.ipynb #88b23808
+def scaled(self: NodeClassifier, x: Tensor) -> Tensor:
+    "`x [N, F]` as the first layer sees it: asinh'd (when scale_input='asinh'), shifted and scaled by `fit_input`'s statistics."
+    if self.config["scale_input"] is None: return x
+    if self.config["scale_input"] == "asinh": x = torch.asinh(x)
+    return (x - self.x_shift) / self.x_scale
+
+@torch.no_grad()
+def fit_input(self: NodeClassifier, x: Tensor) -> NodeClassifier:
+    "Set the input statistics from training features `x [N, F]` (NaN ignored; constant columns are only shifted)."
+    if self.config["scale_input"] is None: return self
+    if x.size(-1) != self.x_shift.numel(): raise ValueError(f"fit_input: {x.size(-1)} feature columns, the model takes {self.x_shift.numel()}")
+    x = x.to(self.x_shift.device, torch.float32)
+    x = torch.asinh(x) if self.config["scale_input"] == "asinh" else x
+    mean = torch.nanmean(x, 0).nan_to_num(0.0)
+    std = (x - mean).pow(2).nanmean(0).sqrt().nan_to_num(1.0)
+    self.x_shift.copy_(mean); self.x_scale.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+    return self
 
 # %% ../nbs/09_models.ipynb #c014
 def _layer(self: NodeClassifier, conv: nn.Module, h: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> Tensor:
@@ -83,7 +105,7 @@ def _layer(self: NodeClassifier, conv: nn.Module, h: Tensor, edge_index: Tensor,
 
 def embed(self: NodeClassifier, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
     "Last hidden representation `[N, hidden]` (`[N, layers*hidden]` with jk='cat')."
-    h, hs = x, []
+    h, hs = self.scaled(x), []
     for conv, norm, skip in zip(self.convs, self.norms, self.skips or [None] * len(self.convs)):
         out = nn.functional.relu(norm(self._layer(conv, h, edge_index, edge_weight)))
         out = nn.functional.dropout(out, p=self.dropout, training=self.training)
@@ -110,12 +132,13 @@ _EDGE_NOTE = {"none": "edges ignored", "weight": "edge_weight", "attr": "edge_we
 def _repr(self: NodeClassifier) -> str:
     c = self.config
     arch = f"{c['in_dim']} -> {c['hidden']} x {c['layers']} -> {c['out_dim']}"
-    opts = f"norm={c['norm']}, dropout={c['dropout']}, residual={c['residual']}, jk={c['jk']}"
+    opts = f"norm={c['norm']}, dropout={c['dropout']}, residual={c['residual']}, jk={c['jk']}, scale_input={c['scale_input']}"
     if self.name == "gat": opts += f", heads={c['heads']}"
     n = sum(p.numel() for p in self.parameters())
     return f"{self.name}({arch}, {opts}, {_EDGE_NOTE[self.edges]}, params={n})"
 
 NodeClassifier._layer, NodeClassifier.embed, NodeClassifier.forward = _layer, embed, forward
+NodeClassifier.scaled, NodeClassifier.fit_input = scaled, fit_input
 NodeClassifier.reset_parameters, NodeClassifier.__repr__ = reset_parameters, _repr
 
 # %% ../nbs/09_models.ipynb #c018
@@ -129,7 +152,8 @@ def build_model(name: str,                # a key of MODELS: mlp, gcn, gat, sage
                 jk: str | None = None,    # jumping knowledge over blocks: None, cat or max
                 heads: int = 4,           # attention heads (gat only)
                 out_dim: int = 1,         # outputs per node (1: a binary logit)
+                scale_input: str | None = "asinh",  # input features: asinh then standardised, 'standard', or None (as given)
                ) -> NodeClassifier:
     "The node classifier `name` with the given architecture."
     return NodeClassifier(name, in_dim, hidden=hidden, layers=layers, dropout=dropout, norm=norm,
-                          residual=residual, jk=jk, heads=heads, out_dim=out_dim)
+                          residual=residual, jk=jk, heads=heads, out_dim=out_dim, scale_input=scale_input)

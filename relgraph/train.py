@@ -118,6 +118,7 @@ def _setup(model, train_graphs, seed, device, pos_weight, mask, reset):
     seed_everything(seed)
     if reset: model.reset_parameters()
     device = get_device(device); model.to(device)
+    if reset and hasattr(model, "fit_input"): model.fit_input(torch.cat([g.x for g in train_graphs]))  # training features only
     if not any(labelled(g, mask).any() for g in train_graphs):
         raise ValueError(f"no labelled training nodes in {len(train_graphs)} graph(s) (mask {mask!r}, y not NaN)")
     pw = auto_pos_weight(train_graphs, mask) if pos_weight == "auto" else pos_weight
