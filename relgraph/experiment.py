@@ -385,5 +385,6 @@ def run_papermill(cfg: dict, run_dir: str | Path) -> Path:
     out = Path(run_dir)/"experiment.ipynb"
     params = {**cfg, "run_dir": str(Path(run_dir).resolve())}
     pm.execute_notebook(str(experiment_notebook()), str(out), parameters=params, kernel_name="python3",
-                        progress_bar=False, log_output=False, cwd=str(Path.cwd()))
+                        progress_bar=False, log_output=False, cwd=str(Path.cwd()),
+                        extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no "running over TCP" warning per run (a local kernel)
     return out
