@@ -4,12 +4,12 @@
 
 # %% ../nbs/20_cli.ipynb #c001
 from __future__ import annotations
-import importlib, sys
+import importlib, inspect, sys
 
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['COMMANDS', 'resolve', 'load', 'usage', 'main']
+__all__ = ['COMMANDS', 'resolve', 'load', 'usage', 'parser', 'main']
 
 # %% ../nbs/20_cli.ipynb #c004
 COMMANDS = {
@@ -47,6 +47,19 @@ def usage() -> str:
     w = max(map(len, COMMANDS))
     return "usage: relgraph <command> [args]\n\ncommands:\n" + "\n".join(f"  {k:<{w}}  {v[1]}" for k, v in COMMANDS.items())
 
+# %% ../nbs/20_cli.ipynb #39ce7a83
+def _var_positional(func) -> list[str]:
+    return [k for k, v in inspect.signature(func).parameters.items() if v.kind is v.VAR_POSITIONAL]
+
+def parser(func, prog: str):
+    "`anno_parser(func)`, with `func`'s `*args` taking zero or more words."
+    p = anno_parser(func, prog=prog)
+    for a in p._actions:
+        if a.dest in _var_positional(func): a.nargs, a.required, a.default = "*", False, []
+        for o in [o for o in a.option_strings if o.startswith("--")]:   # --top_k and --top-k alike
+            for alt in (o.replace("_", "-"), "--" + o[2:].replace("-", "_")): p._option_string_actions.setdefault(alt, a)
+    return p
+
 # %% ../nbs/20_cli.ipynb #c008
 def main(argv: list[str] | None = None):
     "Entry point of the `relgraph` console command."
@@ -55,6 +68,7 @@ def main(argv: list[str] | None = None):
     try: name, rest = resolve(argv)
     except ValueError as e: raise SystemExit(str(e)) from None
     func = load(name)
-    args = anno_parser(func, prog=f"relgraph {name}").parse_args(rest).__dict__
+    args = parser(func, prog=f"relgraph {name}").parse_args(rest).__dict__
     args.pop("pdb", None); args.pop("xtra", None)
-    func(**args)  # a command's return value is for Python callers; the console exit status stays 0
+    words = [w for k in _var_positional(func) for w in args.pop(k)]
+    func(*words, **args)  # a command's return value is for Python callers; the console exit status stays 0

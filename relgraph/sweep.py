@@ -9,7 +9,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
-from fastcore.script import Param
 
 from .core import progress
 from .experiment import (DEFAULTS, ENGINES, clean_stale, read_json, record_status, resolve_config, run_id,
@@ -115,13 +114,13 @@ def _show(p: Path):
     print(f"{p}: {st.get('status')} in {st.get('seconds', 0):.1f} s  " + "  ".join(f"{k}={m[k]:.4f}" for k in keys))
     if st.get("status") == "failed": print(f"  error: {st.get('error')}")
 
-def run_cli(params: Param("configuration as key=value ... (see relgraph.experiment.DEFAULTS)", str, nargs="*"),
+def run_cli(*params: str,                # configuration as key=value ... (see relgraph.experiment.DEFAULTS)
             runs: str = "runs",          # the folder of run records
             engine: str = "papermill",   # papermill (executed notebook in the record) or inprocess
             retry_failed: bool = False,  # redo the run if its record says failed
            ):
     "Run one configuration into `runs/<run_id>/` (skipped when that record exists)."
-    p = run_record(parse_params(params or []), runs, engine=engine, retry_failed=retry_failed)
+    p = run_record(parse_params(list(params)), runs, engine=engine, retry_failed=retry_failed)
     _show(p)
     if record_status(p) != "ok": raise SystemExit(1)
 
