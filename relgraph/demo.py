@@ -17,28 +17,29 @@ from .sweep import expand_grid, run_sweep
 __all__ = ['demo_spec', 'demo']
 
 # %% ../nbs/19_demo.ipynb #c004
-def demo_spec(customers: int = 2000,  # synthetic shop size
+def demo_spec(customers: int = 5000,  # synthetic shop size
               seeds: int = 2,         # model seeds per configuration
-              epochs: int = 30,       # training epochs (early stopping on val)
+              epochs: int = 100,      # maximum training epochs (early stopping on val)
+              cache_dir: str = "",    # snapshot-graph cache shared by the runs ('': none)
              ) -> dict:
     "The demo sweep: none/random/shared-category graphs × MLP, GCN, SAGE × seeds, and LightGBM."
     return {"name": "demo",
             "base": {"dataset": "synthetic", "customers": customers, "task": "user-churn", "epochs": epochs, "lr": 0.01,
-                     "model_params": {"hidden": 32, "patience": 8}},
+                     "cache_dir": cache_dir, "model_params": {"hidden": 64, "layers": 1, "dropout": 0.3, "patience": 10}},
             "grid": {"builder": ["none", "random", "shared_attribute"], "model": ["mlp", "gcn", "sage"],
                      "seed": list(range(seeds))},
             "include": [{"model": "lightgbm", "seed": s, "model_params": {}} for s in range(seeds)]}
 
 # %% ../nbs/19_demo.ipynb #c006
-def demo(customers: int = 2000,       # synthetic shop size
+def demo(customers: int = 5000,       # synthetic shop size
          runs: str = "runs",          # the folder of run records
          jobs: int = 2,               # configurations run in parallel processes
          seeds: int = 2,              # model seeds per configuration
-         epochs: int = 30,            # training epochs
+         epochs: int = 100,           # maximum training epochs
          engine: str = "papermill",   # papermill (an executed notebook per run) or inprocess
         ):
     "Run the demo sweep on the synthetic shop, print the results table and save the comparison figure."
-    spec = demo_spec(customers, seeds, epochs); ids = [run_id(c) for c in expand_grid(spec)]
+    spec = demo_spec(customers, seeds, epochs, cache_dir=str(Path(runs)/".cache")); ids = [run_id(c) for c in expand_grid(spec)]
     print(f"relgraph demo: synthetic shop with {customers} customers, {len(ids)} runs ({jobs} at a time) into {runs}/")
     t0 = time.perf_counter()
     res = run_sweep(spec, runs, jobs=jobs, engine=engine)
