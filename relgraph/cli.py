@@ -53,9 +53,9 @@ def _var_positional(func) -> list[str]:
 
 def parser(func, prog: str):
     "`anno_parser(func)`, with `func`'s `*args` taking zero or more words."
-    p = anno_parser(func, prog=prog)
+    p, var = anno_parser(func, prog=prog), _var_positional(func)
     for a in p._actions:
-        if a.dest in _var_positional(func): a.nargs, a.required, a.default = "*", False, []
+        if a.dest in var: a.nargs, a.required, a.default = "*", False, []
         for o in [o for o in a.option_strings if o.startswith("--")]:   # --top_k and --top-k alike
             for alt in (o.replace("_", "-"), "--" + o[2:].replace("-", "_")): p._option_string_actions.setdefault(alt, a)
     return p
