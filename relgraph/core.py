@@ -130,6 +130,19 @@ def progress(it: Iterable, desc: str | None = None, total: int | None = None, le
     return tqdm(it, desc=desc, total=total, leave=leave, disable=disable, **kw)
 
 # %% ../nbs/00_core.ipynb #c028
+def _status_kb(key: str) -> int | None:
+    "A `kB` line of /proc/self/status (Linux), else None."
+    try:
+        with open("/proc/self/status") as f: return next((int(l.split()[1]) for l in f if l.startswith(key + ":")), None)
+    except OSError: return None
+
+def _reset_peak() -> bool:
+    "Reset the kernel's peak-RSS mark of this process to its current RSS (Linux); False where that is not possible."
+    try:
+        with open("/proc/self/clear_refs", "w") as f: f.write("5")
+    except OSError: return False
+    return _status_kb("VmHWM") is not None
+
 class measure:
     "Context manager recording wall time (`seconds`) and peak resident memory above the start (`peak_mb`)."
     def __init__(self, label: str = "", interval: float = 0.005): self.label, self.interval = label, interval
@@ -142,10 +155,13 @@ class measure:
     def __enter__(self):
         import gc; gc.collect()
         self._base = self._peak = self._rss(); self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True); self._thread.start()
+        self.exact = _reset_peak()                   # Linux keeps the exact high-water mark; elsewhere RSS is sampled
+        self._thread = None if self.exact else threading.Thread(target=self._watch, daemon=True)
+        if self._thread: self._thread.start()
         self._t0 = time.perf_counter(); return self
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self._t0
-        self._stop.set(); self._thread.join(); self._peak = max(self._peak, self._rss())
+        if self._thread: self._stop.set(); self._thread.join()
+        self._peak = max(self._peak, self._rss(), (_status_kb("VmHWM") or 0) * 1024 if self.exact else 0)
         self.peak_mb = (self._peak - self._base) / 2**20
     def __repr__(self): return f"{self.label}: {self.seconds:.2f} s, peak +{self.peak_mb:.0f} MB"
