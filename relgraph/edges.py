@@ -19,8 +19,8 @@ from .database import Database
 __all__ = ['db', 'T', 'CAT', 'WEIGHTINGS', 'TIE', 'EDGE_BUILDERS', 'Edges', 'canonical', 'empty_edges', 'plan_path', 'tiny_shop',
            'path_rows', 'path_values', 'incidence', 'tie_scale', 'top_k_rows', 'cooccurrence', 'entity_ids',
            'build_edges', 'shared_attribute', 'co_interaction', 'metapaths', 'metapath', 'knn', 'co_activity',
-           'configuration_model', 'no_edges', 'random_edges', 'union', 'sum_edges', 'scale_shop', 'hetero_reviews',
-           'bench_edges']
+           'sessions', 'co_session', 'configuration_model', 'no_edges', 'random_edges', 'union', 'sum_edges',
+           'scale_shop', 'hetero_reviews', 'bench_edges']
 
 # %% ../nbs/06_edges.ipynb #c005
 @dataclass
@@ -140,10 +140,17 @@ def path_values(db: Database, entity_table: str, ids, path, window_days: float |
 # %% ../nbs/06_edges.ipynb #c020
 WEIGHTINGS = ("count", "jaccard", "idf", "cosine", "pathsim")
 
+def _codes(values: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    "Column of each value (its rank among the distinct values) and the distinct values, sorted."
+    v = values.to_numpy() if values.dtype.is_integer() and len(values) else None
+    if v is not None and (span := int(v.max()) - int(v.min()) + 1) <= 4 * len(v) + 1024:  # keys in a compact range:
+        seen = np.zeros(span, bool); seen[v - v.min()] = True                              # a lookup table, no sort
+        return (np.cumsum(seen) - 1)[v - v.min()], pl.Series(values.name, np.flatnonzero(seen) + v.min()).cast(values.dtype)
+    return values.rank("dense").cast(pl.Int64).to_numpy() - 1, values.unique().sort()
+
 def incidence(pairs: pl.DataFrame, n: int) -> tuple[sp.csr_matrix, pl.Series]:
     "Sparse `n × values` matrix of path counts from `node, value[, count]` rows (repeated pairs add up), and the values (column order)."
-    vals = pairs["value"].unique().sort()
-    code = pairs.select(pl.col("value").rank("dense").cast(pl.Int64) - 1)["value"].to_numpy()
+    code, vals = _codes(pairs["value"])
     count = pairs["count"].to_numpy() if "count" in pairs.columns else np.ones(pairs.height)
     B = sp.csr_matrix((count.astype(np.float32), (pairs["node"].to_numpy(), code)), shape=(n, len(vals)))
     B.sum_duplicates()
@@ -355,7 +362,7 @@ def shared_attribute(db: Database, entity_table: str, ids,
                      hub: str = "drop",                 # ... dropped or down-weighted
                      chunk_pairs: float = 2e7) -> Edges:
     "Entities linked by the values they reach along `path`."
-    pairs = path_values(db, entity_table, ids, path, window_days)
+    pairs = path_rows(db, entity_table, ids, path, window_days).collect()
     B, _ = incidence(pairs, len(ids))
     return cooccurrence(B, weighting, min_shared, min_weight, top_k, max_hub, hub, chunk_pairs, desc="shared_attribute")
 
@@ -522,6 +529,17 @@ def knn(db: Database, entity_table: str, ids,
     return e
 
 # %% ../nbs/06_edges.ipynb #c058
+def _timed_events(db: Database, entity_table: str, event_table: str | None, who: str) -> tuple[str, str]:
+    "(timed table, its fkey to `entity_table`): `event_table`, or the only timed table that has one."
+    cands = [(t, c) for t, s in db.schema.items() if s.time_col and event_table in (None, t) for c, r in s.fkeys.items() if r == entity_table]
+    if len(cands) != 1: raise ValueError(f"{who}: {len(cands)} timed tables with a fkey to {entity_table!r}: {cands}; name event_table=")
+    return cands[0]
+
+def _node_values(lf: pl.LazyFrame, ec: str, ids: pl.Series) -> pl.DataFrame:
+    "Rows `node, value` of the `ec, value` rows whose `ec` is one of `ids` (node i: `ids[i]`)."
+    node = pl.LazyFrame({"node": np.arange(len(ids), dtype=np.int64), ec: ids})
+    return lf.with_columns(pl.col(ec).cast(ids.dtype)).join(node, on=ec).select("node", "value").drop_nulls().collect()
+
 @EDGE_BUILDERS.register("co_activity")
 def co_activity(db: Database, entity_table: str, ids,
                 event_table: str | None = None,    # timed table with a fkey to the entity (default: the only one)
@@ -531,17 +549,47 @@ def co_activity(db: Database, entity_table: str, ids,
                 min_weight: float = 0.0, top_k: int | None = None, max_hub: int | None = None, hub: str = "drop",
                 chunk_pairs: float = 2e7) -> Edges:
     "Entities linked by being active in the same time buckets."
-    cands = [(t, c) for t, s in db.schema.items() if s.time_col and event_table in (None, t) for c, r in s.fkeys.items() if r == entity_table]
-    if len(cands) != 1: raise ValueError(f"co_activity: {len(cands)} timed tables with a fkey to {entity_table!r}: {cands}; name event_table=")
-    (ev, ec), ids = cands[0], _as_ids(ids)
+    (ev, ec), ids = _timed_events(db, entity_table, event_table, "co_activity"), _as_ids(ids)
     tc, ns = db.schema[ev].time_col, int(bucket_days * 86400 * 10**9)
-    node = pl.LazyFrame({"node": np.arange(len(ids), dtype=np.int64), ec: ids})
     val = pl.col(tc).dt.epoch("ns") // ns
     if value_col: val = pl.concat_str([val.cast(pl.String), pl.col(value_col).cast(pl.String)], separator="|")
-    pairs = (_window(db, ev, db.lazy(ev), window_days).select(pl.col(ec).cast(ids.dtype), val.alias("value"))
-             .join(node, on=ec).drop_nulls().group_by("node", "value").agg(pl.len().alias("count")).sort("node", "value").collect())
-    B, _ = incidence(pairs, len(ids))
+    B, _ = incidence(_node_values(_window(db, ev, db.lazy(ev), window_days).select(ec, val.alias("value")), ec, ids), len(ids))
     return cooccurrence(B, weighting, min_shared, min_weight, top_k, max_hub, hub, chunk_pairs, desc="co_activity")
+
+# %% ../nbs/06_edges.ipynb #c059b
+def sessions(events: pl.LazyFrame, by: str, time_col: str, gap_hours: float) -> pl.LazyFrame:
+    "`events` with a `session` number: runs of the same `by` with no pause longer than `gap_hours`."
+    gap = dt.timedelta(hours=gap_hours)
+    new = (pl.col(by) != pl.col(by).shift()) | (pl.col(time_col).diff() > gap)
+    return events.sort(by, time_col).with_columns(new.fill_null(True).cum_sum().cast(pl.Int64).alias("session"))
+
+@EDGE_BUILDERS.register("co_session")
+def co_session(db: Database, entity_table: str, ids,
+               event_table: str | None = None,    # timed table with a fkey to the entity (default: the only one)
+               by: str | None = None,             # column whose activity is cut into sessions (default: the event table's other fkey)
+               gap_hours: float = 24.0,           # a session ends after this long without an event of `by`
+               session_col: str | None = None,    # a column that already names sessions (then `by`, `gap_hours` are unused)
+               window_days: float | None = None, weighting: str = "count", min_shared: int = 1,
+               min_weight: float = 0.0, top_k: int | None = None, max_hub: int | None = None, hub: str = "drop",
+               chunk_pairs: float = 2e7) -> Edges:
+    "Entities linked by occurring in the same sessions."
+    (ev, ec), ids = _timed_events(db, entity_table, event_table, "co_session"), _as_ids(ids)
+    tc = db.schema[ev].time_col
+    cols = db.lazy(ev).collect_schema()
+    if session_col is None:
+        others = [c for c in db.schema[ev].fkeys if c != ec]
+        if by is None and len(others) != 1:
+            raise ValueError(f"co_session: name by= (whose activity makes sessions) among {list(cols)} of {ev!r}")
+        by = by or others[0]
+        if by not in cols: raise KeyError(f"co_session: table {ev!r} has no column {by!r} (columns: {', '.join(cols)})")
+    elif session_col not in cols: raise KeyError(f"co_session: table {ev!r} has no column {session_col!r} (columns: {', '.join(cols)})")
+    lf = _window(db, ev, db.lazy(ev), window_days)
+    lf = (lf.select(ec, pl.col(session_col).alias("session")) if session_col else
+          sessions(lf.select(ec, by, tc).drop_nulls([by, tc]), by, tc, gap_hours).select(ec, "session"))
+    B, _ = incidence(_node_values(lf.rename({"session": "value"}), ec, ids), len(ids))
+    e = cooccurrence(B, weighting, min_shared, min_weight, top_k, max_hub, hub, chunk_pairs, desc="co_session")
+    e.info.update(sessions=B.shape[1])
+    return e
 
 # %% ../nbs/06_edges.ipynb #c063
 def configuration_model(stubs: np.ndarray, n: int, rng: np.random.Generator, rounds: int = 50) -> tuple[np.ndarray, np.ndarray]:

@@ -74,12 +74,12 @@ def community_latent(rng: np.random.Generator,
     return z
 
 # %% ../nbs/03_synthetic.ipynb #c017
-def _tastes(rng, communities: int, n_cat: int, focus: float) -> np.ndarray:
+def _tastes(rng, communities: int, n_cat: int, focus: float, shared_homes: bool = True) -> np.ndarray:
     "Category distribution [communities, n_cat] of each community: `focus` on two home categories, the rest popular ones."
     if not 0 <= focus <= 1: raise ValueError(f"make_shop: focus must be in [0, 1], got {focus}")
     pop, perm = rng.dirichlet(np.full(n_cat, 2.0)), rng.permutation(n_cat)
     home = np.zeros((communities, n_cat))
-    for c in range(communities): home[c, perm[(2 * c + np.arange(2)) % n_cat]] = rng.dirichlet(np.full(2, 2.0))
+    for c in range(communities): home[c, perm[((1 if shared_homes else 2) * c + np.arange(2)) % n_cat]] = rng.dirichlet(np.full(2, 2.0))
     return focus * home + (1 - focus) * pop
 
 def _cdf_rows(w: np.ndarray) -> np.ndarray:
@@ -126,12 +126,13 @@ def pick_product(world: World, rng, category: np.ndarray) -> np.ndarray:
 World.pick_category, World.pick_product = pick_category, pick_product
 
 # %% ../nbs/03_synthetic.ipynb #c021
-def make_world(rng, products: int, communities: int, focus: float, persistence: float, cal: Calendar) -> World:
+def make_world(rng, products: int, communities: int, focus: float, persistence: float, cal: Calendar,
+               shared_homes: bool = True) -> World:
     "Draw tastes, community sizes, latent paths and products (every category gets at least one product)."
     n_cat = len(CATEGORIES)
     if products < n_cat: raise ValueError(f"make_shop: products={products} must be at least the number of categories ({n_cat})")
     if communities < 1: raise ValueError(f"make_shop: communities must be at least 1, got {communities}")
-    tastes = _tastes(rng, communities, n_cat, focus)
+    tastes = _tastes(rng, communities, n_cat, focus, shared_homes)
     sizes = rng.dirichlet(np.full(communities, 5.0))
     demand = 0.5 * sizes @ tastes + 0.5 / n_cat
     primary = np.concatenate([rng.permutation(n_cat), rng.choice(n_cat, products - n_cat, p=demand)])[rng.permutation(products)]
@@ -267,7 +268,7 @@ def make_shop(customers: int = 2000,          # number of customers
               structure: float = 1.0,         # weight of the time-varying community latent on the review rate (0: none)
               history: float = 1.0,           # weight of each customer's propensity and own recent activity
               noise: float = 1.0,             # weight of per-customer, per-period noise
-              communities: int = 20,          # hidden communities, each with two home categories
+              communities: int = 40,          # hidden communities, each with two home categories
               products: int | None = None,    # number of products (default: customers // 4, at least 40)
               start="2013-01-01",             # first day of the data
               end="2016-04-01",               # data stops at the last 91-day boundary before `end`
@@ -275,6 +276,7 @@ def make_shop(customers: int = 2000,          # number of customers
               focus: float = 0.8,             # share of a community's reviews and clicks in its home categories
               rate: float = 1.2,              # typical reviews per customer per 91 days
               sessions: float = 1.2,          # click sessions per review
+              shared_homes: bool = True,      # each home category shared by two communities (False: disjoint pairs)
               return_truth: bool = False,     # also return the hidden `ShopTruth`
               check_keys: bool | None = None  # check keys (default: up to 100k customers)
              ) -> Database | tuple[Database, ShopTruth]:
@@ -282,7 +284,7 @@ def make_shop(customers: int = 2000,          # number of customers
     if customers < 1: raise ValueError(f"make_shop: customers must be at least 1, got {customers}")
     cal = shop_calendar(start, end)
     world = make_world(np.random.default_rng(np.random.SeedSequence([seed, 0])), products or max(len(CATEGORIES), customers // 4),
-                       communities, focus, persistence, cal)
+                       communities, focus, persistence, cal, shared_homes)
     kw = dict(structure=structure, history=history, noise=noise, rate=rate, sessions=sessions)
     blocks = [_shop_block(seed, b, customers, world, kw) for b in progress(range(math.ceil(customers / BLOCK)), desc="shop")]
     cat = lambda k: pl.concat([b.pop(k) for b in blocks])
@@ -349,7 +351,7 @@ def synth_cli(customers: int = 10_000,          # number of customers
               structure: float = 1.0,           # weight of the community latent on churn (0: the graph carries no signal)
               history: float = 1.0,             # weight of each customer's own propensity and recent activity
               noise: float = 1.0,               # weight of per-customer, per-period noise
-              communities: int = 20,            # hidden communities
+              communities: int = 40,            # hidden communities
               products: int = None,             # number of products (default: customers // 4)
               persistence: float = -0.8,        # lag-1 autocorrelation of the community latent
               tasks: str = "user-churn,item-churn"   # comma-separated task names to write
