@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_edges.ipynb #c001
 from __future__ import annotations
-import datetime as dt, math, os, time
+import datetime as dt, math, os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -289,13 +289,13 @@ def _threads(threads: int | None) -> int:
 def _fused(B, scale, weighting, min_shared, min_weight, top_k, threads) -> Edges:
     "Edges of each row's `top_k` heaviest entries of `B·Bᵀ`, selected while multiplying (`sparse_dot_topn`)."
     from sparse_dot_topn import sp_matmul_topn
-    n = B.shape[0]
+    n, nt = B.shape[0], _threads(threads)
     M, norm = _weighted(B, weighting, scale)
     if weighting == "cosine": M = (sp.diags(1 / np.sqrt(np.where(norm > 0, norm, 1))) @ M).tocsr()
     counts = weighting == "count" and scale is None              # integer weights: ties are exact
     s = tie_scale(n, 0.5 / (np.diff(M.indptr).max(initial=0) + 1) if counts else TIE)
     MT = M.T.tocsr(); MT.data *= s[MT.indices]                  # column j of the product scaled by s[j]
-    C = sp_matmul_topn(M, MT, top_n=top_k + 1, sort=True, n_threads=_threads(threads))
+    C = sp_matmul_topn(M, MT, top_n=top_k + 1, sort=True, n_threads=nt)
     i = np.repeat(np.arange(n, dtype=np.int64), np.diff(C.indptr)); j = C.indices.astype(np.int64)
     off = i != j; i, j, v = i[off], j[off], C.data[off]
     first = _rank_in_rows(i) < top_k; i, j = i[first], j[first]
@@ -303,7 +303,7 @@ def _fused(B, scale, weighting, min_shared, min_weight, top_k, threads) -> Edges
     if counts: w = np.rint(w)
     keep = (w > 0) & (w >= min_weight) & ((w >= min_shared) if min_shared > 1 else True)  # count: the weight is the count
     e = canonical(i[keep], j[keep], w[keep], n)
-    e.info.update(fused=True, threads=_threads(threads))
+    e.info.update(fused=True, threads=nt)
     return e
 
 # %% ../nbs/06_edges.ipynb #c030
