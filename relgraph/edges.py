@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_edges.ipynb #c001
 from __future__ import annotations
-import datetime as dt, math, os
+import datetime as dt, functools, math, os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -16,11 +17,11 @@ from .core import Registry, measure, progress, timestamp
 from .database import Database
 
 # %% auto #0
-__all__ = ['db', 'T', 'CAT', 'WEIGHTINGS', 'TIE', 'EDGE_BUILDERS', 'Edges', 'canonical', 'empty_edges', 'plan_path', 'tiny_shop',
-           'path_rows', 'path_values', 'incidence', 'tie_scale', 'top_k_rows', 'cooccurrence', 'entity_ids',
-           'build_edges', 'shared_attribute', 'co_interaction', 'metapaths', 'metapath', 'knn', 'co_activity',
-           'sessions', 'co_session', 'configuration_model', 'no_edges', 'random_edges', 'union', 'sum_edges',
-           'scale_shop', 'hetero_reviews', 'bench_edges']
+__all__ = ['db', 'T', 'CAT', 'WEIGHTINGS', 'TIE', 'EDGE_BUILDERS', 'Edges', 'canonical', 'undirected', 'empty_edges', 'plan_path',
+           'tiny_shop', 'path_rows', 'path_values', 'incidence', 'tie_scale', 'top_k_rows', 'count_top_k_rows',
+           'count_top_k', 'cooccurrence', 'entity_ids', 'build_edges', 'shared_attribute', 'co_interaction',
+           'metapaths', 'metapath', 'knn', 'co_activity', 'sessions', 'co_session', 'configuration_model', 'no_edges',
+           'random_edges', 'union', 'sum_edges', 'scale_shop', 'hetero_reviews', 'bench_edges']
 
 # %% ../nbs/06_edges.ipynb #c005
 @dataclass
@@ -47,10 +48,13 @@ def canonical(src, dst, weight, n: int, self_loops: bool = False) -> Edges:
     src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
     w = np.asarray(weight, np.float32)
     keep = (w > 0) & ((src != dst) | self_loops)
-    A = sp.csr_matrix((w[keep], (src[keep], dst[keep])), shape=(n, n))  # no duplicates reach here except via union
+    return undirected(sp.csr_matrix((w[keep], (src[keep], dst[keep])), shape=(n, n)))  # no duplicates reach here except via union
+
+def undirected(A: sp.csr_matrix) -> Edges:
+    "`Edges` of the weights in square `A` and their reverses (the larger where both exist), sorted, zeros dropped."
     A = A.maximum(A.T).tocsr(); A.sort_indices(); A.eliminate_zeros()
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(A.indptr))
-    return Edges(np.stack([rows, A.indices.astype(np.int64)]), A.data.astype(np.float32), n)
+    rows = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(A.indptr))
+    return Edges(np.stack([rows, A.indices.astype(np.int64)]), A.data.astype(np.float32), A.shape[0])
 
 def empty_edges(n: int) -> Edges:
     "No edges between `n` nodes."
@@ -287,24 +291,98 @@ def _threads(threads: int | None) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 def _fused(B, scale, weighting, min_shared, min_weight, top_k, threads) -> Edges:
-    "Edges of each row's `top_k` heaviest entries of `B·Bᵀ`, selected while multiplying (`sparse_dot_topn`)."
-    from sparse_dot_topn import sp_matmul_topn
+    "Edges of each row's `top_k` heaviest entries of `B·Bᵀ`, selected while multiplying (`count_top_k` or `sparse_dot_topn`)."
     n, nt = B.shape[0], _threads(threads)
-    M, norm = _weighted(B, weighting, scale)
-    if weighting == "cosine": M = (sp.diags(1 / np.sqrt(np.where(norm > 0, norm, 1))) @ M).tocsr()
-    counts = weighting == "count" and scale is None              # integer weights: ties are exact
-    s = tie_scale(n, 0.5 / (np.diff(M.indptr).max(initial=0) + 1) if counts else TIE)
-    MT = M.T.tocsr(); MT.data *= s[MT.indices]                  # column j of the product scaled by s[j]
-    C = sp_matmul_topn(M, MT, top_n=top_k + 1, sort=True, n_threads=nt)
-    i = np.repeat(np.arange(n, dtype=np.int64), np.diff(C.indptr)); j = C.indices.astype(np.int64)
-    off = i != j; i, j, v = i[off], j[off], C.data[off]
-    first = _rank_in_rows(i) < top_k; i, j = i[first], j[first]
-    w = v[first] / s[j]
-    if counts: w = np.rint(w)
-    keep = (w > 0) & (w >= min_weight) & ((w >= min_shared) if min_shared > 1 else True)  # count: the weight is the count
-    e = canonical(i[keep], j[keep], w[keep], n)
-    e.info.update(fused=True, threads=nt)
+    if weighting == "count" and scale is None:
+        A, kernel = count_top_k(B, top_k, nt), "count_top_k"
+    else:
+        from sparse_dot_topn import sp_matmul_topn
+        M, norm = _weighted(B, weighting, scale)
+        if weighting == "cosine": M = (sp.diags(1 / np.sqrt(np.where(norm > 0, norm, 1))) @ M).tocsr()
+        s = tie_scale(n)
+        MT = M.T.tocsr(); MT.data *= s[MT.indices]              # column j of the product scaled by s[j]
+        C = sp_matmul_topn(M, MT, top_n=top_k + 1, sort=True, n_threads=nt)
+        i = np.repeat(np.arange(n, dtype=np.int64), np.diff(C.indptr)); j = C.indices.astype(np.int64)
+        off = i != j; i, j, v = i[off], j[off], C.data[off]
+        first = _rank_in_rows(i) < top_k; i, j = i[first], j[first]
+        A, kernel = sp.csr_matrix((v[first] / s[j], (i, j)), shape=(n, n)), "sparse_dot_topn"
+    w = A.data
+    A.data = np.where((w > 0) & (w >= min_weight) & ((w >= min_shared) if min_shared > 1 else True), w, 0)  # count: the weight is the count
+    e = undirected(A)
+    e.info.update(fused=True, threads=nt, kernel=kernel)
     return e
+
+# %% ../nbs/06_edges.ipynb #c029b
+def count_top_k_rows(indptr, indices, tindptr, tindices, first, stride, k, out_j, out_w, out_len):
+    "Rows `first, first + stride, …` of a 0/1 CSR `B` (and its transpose's CSR `t…`): each row's `k` neighbours sharing most columns."
+    n = len(indptr) - 1
+    stamp = np.zeros(n, np.int64)                   # (i + 1) << 32 | count of j while row i is built: no clearing between rows
+    multi = np.empty(n, np.int64)                   # row i's neighbours met twice or more, then packed: count << 32 | (n - 1 - j)
+    heads = np.empty(max(1, np.max(indptr[1:] - indptr[:-1])) if n else 1, np.int64)
+    for i in range(first, n, stride):
+        row, a0, d, nm, m = (i + 1) << 32, indptr[i], indptr[i + 1] - indptr[i], 0, 0
+        for a in range(a0, a0 + d):                  # 1. count each neighbour j through every column of row i
+            p = indices[a]
+            for b in range(tindptr[p], tindptr[p + 1]):
+                j = tindices[b]; v = stamp[j]
+                if v > row:
+                    stamp[j] = v + 1
+                    if v == row + 1 and j != i:
+                        multi[nm] = j; nm += 1
+                else: stamp[j] = row + 1
+        for c in range(nm): multi[c] = ((stamp[multi[c]] - row) << 32) | (n - 1 - multi[c])
+        lo, hi, want = 0, nm - 1, nm - k              # 2. met twice or more: the k largest keys end in multi[want:nm]
+        while want > 0 and lo < hi:
+            piv, x, y = multi[(lo + hi) >> 1], lo, hi
+            while x <= y:
+                while multi[x] < piv: x += 1
+                while multi[y] > piv: y -= 1
+                if x <= y:
+                    multi[x], multi[y] = multi[y], multi[x]; x += 1; y -= 1
+            if want <= y: hi = y
+            elif want >= x: lo = x
+            else: break
+        for c in range(max(want, 0), nm):
+            out_j[i * k + m] = n - 1 - (multi[c] & 0xFFFFFFFF); out_w[i * k + m] = multi[c] >> 32; m += 1
+        if m < k:                                    # 3. met once: smallest j first, merging the row's sorted columns
+            for a in range(d): heads[a] = tindptr[indices[a0 + a]]
+        while m < k:
+            jb = n
+            for a in range(d):
+                if heads[a] < tindptr[indices[a0 + a] + 1]: jb = min(jb, tindices[heads[a]])
+            if jb == n: break
+            for a in range(d):
+                if heads[a] < tindptr[indices[a0 + a] + 1] and tindices[heads[a]] == jb: heads[a] += 1
+            if jb != i and stamp[jb] == row + 1:
+                out_j[i * k + m] = jb; out_w[i * k + m] = 1; m += 1
+        for c in range(i * k + 1, i * k + m):       # 4. the row's picks in order of j (insertion sort of <= k entries)
+            jc, wc, e = out_j[c], out_w[c], c - 1
+            while e >= i * k and out_j[e] > jc:
+                out_j[e + 1], out_w[e + 1] = out_j[e], out_w[e]; e -= 1
+            out_j[e + 1], out_w[e + 1] = jc, wc
+        out_len[i] = m
+
+@functools.cache
+def _count_kernel():
+    "`count_top_k_rows` compiled by numba, without the GIL (the machine code is cached beside this module)."
+    import numba
+    return numba.njit(nogil=True, cache=True, boundscheck=False)(count_top_k_rows)
+
+def count_top_k(B: sp.spmatrix, k: int, threads: int | None = None, compiled: bool = True) -> sp.csr_matrix:
+    "Row i: the `k` rows of `B` sharing most columns with row i (ties: the smaller j), weighted by that count; rows striped over threads."
+    B = (B.tocsr() != 0).astype(np.int8).tocsr(); B.sum_duplicates()
+    T = B.T.tocsr(); T.sort_indices()
+    n, k = B.shape[0], int(k)
+    out_j, out_w, out_len = np.empty(n * k, np.int64), np.empty(n * k, np.int64), np.zeros(n, np.int64)
+    if n and k > 0:
+        run, arrays = _count_kernel() if compiled else count_top_k_rows, [a.astype(np.int64) for a in (B.indptr, B.indices, T.indptr, T.indices)]
+        nt = min(_threads(threads), n)
+        with ThreadPoolExecutor(nt) as ex: list(ex.map(lambda f: run(*arrays, f, nt, k, out_j, out_w, out_len), range(nt)))
+    full = (np.arange(max(k, 0)) < out_len[:, None]).ravel()
+    C = sp.csr_matrix((out_w[full].astype(np.float32), out_j[full], np.r_[0, np.cumsum(out_len)]), shape=(n, n))
+    C.has_canonical_format = True                                   # rows sorted, no repeats: by construction
+    return C
+
 
 # %% ../nbs/06_edges.ipynb #c030
 def cooccurrence(B: sp.csr_matrix, weighting: str = "count", min_shared: int = 1, min_weight: float = 0.0,
