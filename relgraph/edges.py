@@ -383,7 +383,6 @@ def count_top_k(B: sp.spmatrix, k: int, threads: int | None = None, compiled: bo
     C.has_canonical_format = True                                   # rows sorted, no repeats: by construction
     return C
 
-
 # %% ../nbs/06_edges.ipynb #c030
 def cooccurrence(B: sp.csr_matrix, weighting: str = "count", min_shared: int = 1, min_weight: float = 0.0,
                  top_k: int | None = None, max_hub: int | None = None, hub: str = "drop",
