@@ -15,13 +15,12 @@ from torch_geometric.data import Data
 
 from .core import progress, timestamp, write_json
 from .database import Database
-from .edges import EDGE_BUILDERS, build_edges
+from .builders import build_edges, builder_params
 from .graphs import labels_at, snapshot_nodes
 
 # %% auto #0
 __all__ = ['degree_histogram', 'structure_stats', 'homophily', 'GraphReport', 'graph_report', 'split_of', 'label_graph',
-           'compare_builders', 'plot_degrees', 'plot_homophily', 'spring_layout', 'ego_nodes', 'plot_ego',
-           'default_builders', 'report_cli']
+           'compare_builders', 'plot_degrees', 'plot_homophily', 'spring_layout', 'ego_nodes', 'plot_ego', 'report_cli']
 
 # %% ../nbs/08_analysis.ipynb #c005
 def _adj(g: Data) -> sp.csr_matrix:
@@ -126,12 +125,13 @@ def label_graph(db: Database, task, t, builder: str = "none", params: dict | Non
 
 # %% ../nbs/08_analysis.ipynb #c017
 def compare_builders(db: Database, task, t,
-                     builders: dict,          # label -> (builder name, params) or label -> params (label is the builder)
+                     builders: dict,          # label -> (builder name, params) or label -> params (label is the builder); over its plan
                      split: str | None = None, node_set: str = "task") -> pl.DataFrame:
     "One row of `graph_report` figures per builder, for the snapshot of `task` at `t`."
     rows = []
     for label, spec in progress(builders.items(), desc="builders"):
         name, params = spec if isinstance(spec, (tuple, list)) else (label, spec)
+        params = builder_params(db, task.entity_table, name, params)
         r = graph_report(label_graph(db, task, t, name, params, split, node_set)).flat()
         rows.append({"builder": label, **r})
     return pl.DataFrame(rows, infer_schema_length=None)
@@ -198,33 +198,6 @@ def plot_ego(g: Data, centers, hops: int = 1, max_nodes: int = 80, seed: int = 0
     fig.tight_layout(); plt.close(fig)
     return fig
 
-# %% ../nbs/08_analysis.ipynb #c026
-def _item_path(db: Database, entity_table: str) -> tuple[str, str, str, str]:
-    "(event table, entity fkey, item fkey, item attribute) for a shared-attribute path, preferring list columns."
-    for ev, s in db.schema.items():
-        ec = next((c for c, r in s.fkeys.items() if r == entity_table), None)
-        for ic, item in s.fkeys.items():
-            if ec is None or ic == ec: continue
-            cols = db.lazy(item).collect_schema(); keys = {db.schema[item].pkey, *db.schema[item].fkeys}
-            cand = sorted((not isinstance(d, pl.List), c) for c, d in cols.items() if c not in keys and (isinstance(d, pl.List) or d == pl.String))
-            if cand: return ev, ec, ic, cand[0][1]
-    raise ValueError(f"no event table links {entity_table!r} to an item table with a list or string column")
-
-def default_builders(db: Database, entity_table: str, names, window_days: float = 365, top_k: int = 10) -> dict:
-    "Builder name -> params suited to `db` (shared_attribute: cosine top-k on the events' items' first list/string column)."
-    out = {}
-    for name in names:
-        if name in ("shared_attribute", "random", "co_interaction"):
-            ev, ec, ic, col = _item_path(db, entity_table)
-            sa = dict(path=f"{ev}.{ec} -> {ev}.{ic} -> {db.schema[ev].fkeys[ic]}.{col}", window_days=window_days,
-                      weighting="cosine", top_k=top_k)
-        if name == "shared_attribute": out[name] = sa
-        elif name == "random": out[name] = dict(base="shared_attribute", **sa)
-        elif name == "co_interaction": out[name] = dict(event_table=ev, item_col=ic, window_days=window_days)
-        elif name == "knn": out[name] = dict(k=10)
-        else: EDGE_BUILDERS[name]; out[name] = {}
-    return out
-
 # %% ../nbs/08_analysis.ipynb #c033
 def report_cli(data: str = "synthetic",      # 'synthetic' or a RelBench folder
                customers: int = 2000,         # synthetic shop size
@@ -233,7 +206,7 @@ def report_cli(data: str = "synthetic",      # 'synthetic' or a RelBench folder
                split: str = "train",          # split whose last timestamp is the snapshot
                structure: float = 1.0,        # synthetic: planted structure
                seed: int = 0,                 # synthetic: seed
-               window_days: float = 365,      # history window of the path builders
+               window_days: float = 365,      # history window of the builders whose plan has one
                out: str = "") -> pl.DataFrame:  # also write the table as parquet here
     "Print graph reports side by side for several edge builders on one snapshot."
     if data == "synthetic":
@@ -244,7 +217,9 @@ def report_cli(data: str = "synthetic",      # 'synthetic' or a RelBench folder
         from relgraph.io import load_relbench, load_task
         db = load_relbench(data); tk = load_task(data, task)
     t = tk.timestamps(split)[-1]
-    tb = compare_builders(db, tk, t, default_builders(db, tk.entity_table, [b.strip() for b in builders.split(",") if b.strip()], window_days), split)
+    names = [b.strip() for b in builders.split(",") if b.strip()]
+    windowed = lambda b: {"window_days": window_days} if builder_params(db, tk.entity_table, b).get("window_days") else {}
+    tb = compare_builders(db, tk, t, {b: windowed(b) for b in names}, split)
     cols = ["builder", "nodes", "edges", "degree_mean", "isolated", "components", "edge_homophily", "node_homophily", "class_homophily", "assortativity"]
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=200, float_precision=3):
         print(f"{db.name} / {tk.name} at {t} ({split})"); print(tb.select(cols))

@@ -4,14 +4,24 @@
 
 # %% ../nbs/19a_bench.ipynb #c001
 from __future__ import annotations
-import statistics, tempfile
+import datetime as dt, os, statistics, tempfile
 from pathlib import Path
+from typing import Callable
 
-from .core import measure
-from .experiment import read_json, record_status, resolve_config, run_record
+import numpy as np
+import polars as pl
+
+from .builders import build_edges
+from .cooccurrence import _threads, top_k_rows
+from .core import measure, write_json
+from .database import Database
+from .edges import Edges, canonical
+from .experiment import resolve_config
+from .records import read_json, record_status, run_record
+from .testing import TINY_T, tiny_shop
 
 # %% auto #0
-__all__ = ['time_engines', 'bench_runs', 'bench_data']
+__all__ = ['time_engines', 'bench_runs', 'bench_data', 'scale_shop', 'hetero_reviews', 'bench_edges']
 
 # %% ../nbs/19a_bench.ipynb #c005
 def _timed(cfg: dict, engine: str) -> float:
@@ -58,3 +68,140 @@ def bench_data(sizes: str = "100000,1000000",  # comma-separated customer counts
         for split, r in bench_features(db, task).items():
             print(f"features, {n:,} customers, {split:<5}: " + ", ".join(f"{k} {v}" for k, v in r.items()))
         del db, task
+
+# %% ../nbs/19a_bench.ipynb #c073
+def scale_shop(customers: int = 1_600_000, reviews: int = 12_600_000, products: int = 500_000, seed: int = 0) -> Database:
+    "A customer/product/review database of the given size with heavy-tailed activity and popularity (for benchmarks)."
+    rng = np.random.default_rng(seed)
+    pick = lambda n, s: np.searchsorted(np.cumsum(w := rng.lognormal(0, s, n)) / w.sum(), rng.random(reviews))
+    t0 = np.datetime64("2010-01-01", "ns").astype(np.int64); span = 10 * 365 * 86400 * 10**9
+    review = pl.DataFrame({"review_id": np.arange(reviews), "customer_id": pick(customers, 1.0), "product_id": pick(products, 1.5),
+                           "review_time": (t0 + rng.integers(0, span, reviews)).astype("datetime64[ns]")})
+    customer = pl.DataFrame({"customer_id": np.arange(customers), "signup_time": np.full(customers, t0).astype("datetime64[ns]")})
+    schema = dict(customer=dict(pkey="customer_id", time_col="signup_time"), product=dict(pkey="product_id"),
+                  review=dict(pkey="review_id", fkeys={"customer_id": "customer", "product_id": "product"}, time_col="review_time"))
+    return Database(dict(customer=customer, product=pl.DataFrame({"product_id": np.arange(products)}), review=review), schema,
+                    name="scale-shop", val_timestamp="2018-07-01", test_timestamp="2019-01-01", check_keys=False)
+
+# %% ../nbs/19a_bench.ipynb #c074
+def _bench_db(spec: dict) -> Database:
+    if spec["kind"] == "scale": return scale_shop(spec["customers"], spec["reviews"], spec["products"], spec["seed"])
+    from relgraph.synthetic import make_shop
+    return make_shop(customers=spec["customers"], seed=spec["seed"])
+
+def _snapshot_t(db: Database):
+    return db.test_timestamp or db.max_timestamp
+
+def _pair_keys(ei: np.ndarray, n: int) -> np.ndarray:
+    return np.sort(ei[0].astype(np.int64) * n + ei[1])
+
+def _repeat_timed(f: Callable, repeats: int, setup: Callable = lambda: None) -> tuple:
+    "The last result of `f(setup())` over `repeats` runs, their median seconds and largest peak MB."
+    import statistics
+    runs = []
+    for _ in range(repeats):
+        arg = setup()
+        with measure() as m: out = f(arg)
+        runs.append(m); del arg
+    return out, statistics.median(m.seconds for m in runs), max(m.peak_mb for m in runs)
+
+# %% ../nbs/19a_bench.ipynb #c075
+def _co_interaction(db: Database, **params) -> Edges:
+    return build_edges(db, "customer", None, _snapshot_t(db), "co_interaction", event_table="review", **params)
+
+def _run_builder(spec: dict, params: dict, repeats: int = 3, all_pairs: bool = True) -> dict:
+    "co_interaction on the benchmark database with `params` (and with every pair), timed; run in a fresh process."
+    db = _bench_db(spec); [db[k] for k in db.schema]
+    _co_interaction(tiny_shop(), **params)                                  # warm-up: imports, thread pools
+    e, secs, peak = _repeat_timed(lambda _: _co_interaction(db, **params), repeats)
+    out = dict(seconds=secs, peak_mb=peak, edges=e.num_edges // 2, nodes=e.num_nodes, fused=bool(e.info.get("fused")),
+               reviews=db.upto(_snapshot_t(db))["review"].height)
+    if all_pairs:
+        full, out["all_seconds"], out["all_peak_mb"] = _repeat_timed(lambda _: _co_interaction(db), repeats)
+        top = canonical(*top_k_rows(*full.edge_index, full.edge_weight, params.get("top_k")), full.num_nodes)
+        out.update(all_edges=full.num_edges // 2, keys=_pair_keys(full.edge_index, full.num_nodes),
+                   exact_top_k=bool(np.array_equal(_pair_keys(top.edge_index, top.num_nodes), _pair_keys(e.edge_index, e.num_nodes))
+                                    and np.allclose(top.edge_weight, e.edge_weight)))
+    return out
+
+# %% ../nbs/19a_bench.ipynb #c076
+def hetero_reviews(db: Database, t) -> "HeteroData":
+    "customer/product HeteroData whose edges are the reviews visible at `t` (both directions), nodes in pkey order."
+    from torch_geometric.data import HeteroData
+    import torch
+    d, h = db.upto(t), HeteroData()
+    c, p = (d[k].select(pl.col(db.schema[k].pkey).sort()).with_row_index("i") for k in ("customer", "product"))
+    r = d["review"].join(c, on="customer_id").join(p, on="product_id", suffix="_p")
+    h["customer"].num_nodes, h["product"].num_nodes = c.height, p.height
+    ei = torch.from_numpy(np.stack([r["i"].to_numpy().astype(np.int64), r["i_p"].to_numpy().astype(np.int64)]))
+    h["customer", "reviews", "product"].edge_index = ei
+    h["product", "rev_reviews", "customer"].edge_index = ei.flip(0)
+    return h
+
+def _run_pyg(spec: dict, repeats: int = 3) -> dict:
+    "PyG's AddMetaPaths customer -> product -> customer on the benchmark database, timed; run in a fresh process."
+    import warnings
+    from torch_geometric.transforms import AddMetaPaths
+    warnings.filterwarnings("ignore", message="Sparse")                     # PyG's notes on torch's beta sparse CSR
+    metapath = AddMetaPaths([[("customer", "reviews", "product"), ("product", "rev_reviews", "customer")]], weighted=True)
+    db = _bench_db(spec); t = _snapshot_t(db)
+    with measure("hetero") as mh: h = hetero_reviews(db, t)
+    metapath(hetero_reviews(tiny_shop(), TINY_T))        # warm-up: imports, thread pools
+    out, secs, peak = _repeat_timed(metapath, repeats, setup=h.clone)
+    ei = out["customer", "metapath_0", "customer"].edge_index.numpy()
+    keys = np.unique(_pair_keys(ei[:, ei[0] != ei[1]], h["customer"].num_nodes))  # its output is not coalesced: (i, j) can repeat
+    return dict(seconds=secs, peak_mb=peak, hetero_seconds=mh.seconds, edges=len(keys) // 2, entries=int(ei.shape[1]), keys=keys)
+
+# %% ../nbs/19a_bench.ipynb #c077
+def _call(target: str, *args):
+    import importlib
+    mod, fn = target.split(":")
+    return getattr(importlib.import_module(mod), fn)(*args)
+
+def _isolated(target: str, *args):
+    "Run `module:function` on `args` in a fresh Python process and return its result."
+    import concurrent.futures as cf, importlib, multiprocessing as mp
+    with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        return ex.submit(importlib.import_module("relgraph.bench")._call, target, *args).result()
+
+# %% ../nbs/19a_bench.ipynb #c078
+def _shop_comparison(customers: int, seed: int, top_k: int, repeats: int) -> dict:
+    "AddMetaPaths vs co_interaction (top-k and all pairs) on one synthetic shop; printed as it goes."
+    spec = dict(kind="shop", customers=customers, seed=seed)
+    ours, pyg = _isolated("relgraph.bench:_run_builder", spec, dict(top_k=top_k), repeats), _isolated("relgraph.bench:_run_pyg", spec, repeats)
+    same = bool(np.array_equal(ours.pop("keys"), pyg.pop("keys")))
+    r = dict(customers=customers, ours=ours, pyg=pyg, same_edges=same, speedup=pyg["seconds"] / ours["seconds"],
+             memory_ratio=ours["peak_mb"] / max(pyg["peak_mb"], 1e-9), all_pairs_speedup=pyg["seconds"] / ours["all_seconds"])
+    row = lambda name, s, mb, what: print(f"  {name:<34} {s:8.3f} s  peak +{mb:7.0f} MB  {what}")
+    print(f"synthetic shop, {customers:,} customers, {ours['reviews']:,} reviews at t (median of {repeats} runs):")
+    row("AddMetaPaths", pyg["seconds"], pyg["peak_mb"], f"{pyg['edges']:,} edges ({pyg['entries']:,} entries, uncoalesced)")
+    row("co_interaction, every pair", ours["all_seconds"], ours["all_peak_mb"], f"{ours['all_edges']:,} edges; the same edge set: {same}")
+    row(f"co_interaction, top_k={top_k}", ours["seconds"], ours["peak_mb"],
+        f"{ours['edges']:,} edges; exactly the top {top_k} of those pairs: {ours['exact_top_k']}")
+    print(f"  top_k={top_k} against AddMetaPaths: {r['speedup']:.1f}x faster (target >= 5x: {'met' if r['speedup'] >= 5 else 'NOT met'}), "
+          f"{r['memory_ratio']:.2f} of its peak memory (target <= 1/3: {'met' if r['memory_ratio'] <= 1/3 else 'NOT met'}); "
+          f"every pair: {r['all_pairs_speedup']:.1f}x")
+    return r
+
+def bench_edges(sizes: str = "20000,100000",        # comma-separated synthetic shop sizes (customers) for the comparison ('' : skip)
+                scale_customers: int = 1_600_000,   # customers at rel-amazon scale (0: skip)
+                scale_reviews: int = 12_600_000,    # reviews at rel-amazon scale
+                scale_products: int = 500_000,      # products at rel-amazon scale
+                top_k: int = 20,                    # neighbours kept per node
+                max_hub: int = 200,                 # hub cap at scale (products reviewed by more customers are dropped)
+                repeats: int = 3,                   # timed runs per measurement in the comparison (the median is shown)
+                seed: int = 0,                      # data seed
+                out: str = "") -> dict:             # write the figures as JSON here ('' : don't)
+    "Time and peak memory of co_interaction vs PyG AddMetaPaths on synthetic shops, and of the builder at scale."
+    res = dict(load_average=os.getloadavg(), cpus=os.cpu_count(), threads=_threads(None), shops=[])
+    print(f"load average {res['load_average'][0]:.1f} on {res['cpus']} CPUs; {res['threads']} threads (wall times stretch under load)")
+    for n in [int(s) for s in str(sizes).split(",") if s.strip()]:
+        res["shops"].append(_shop_comparison(n, seed, top_k, repeats))
+    if scale_customers:
+        spec = dict(kind="scale", customers=scale_customers, reviews=scale_reviews, products=scale_products, seed=seed)
+        r = res["scale"] = dict(spec, top_k=top_k, max_hub=max_hub, **_isolated("relgraph.bench:_run_builder", spec, dict(top_k=top_k, max_hub=max_hub), 1, False))
+        print(f"scale: {scale_customers:,} customers, {r['reviews']:,} reviews at t, top_k={top_k}, max_hub={max_hub}: "
+              f"{r['seconds']:.1f} s, peak +{r['peak_mb']:.0f} MB, {r['edges']:,} edges "
+              f"(targets < 300 s: {'met' if r['seconds'] < 300 else 'NOT met'}, < 12 GB: {'met' if r['peak_mb'] < 12 * 1024 else 'NOT met'})")
+    if out: write_json(res, out)
+    return res

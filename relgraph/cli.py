@@ -17,7 +17,7 @@ COMMANDS = {
     "synth":        ("relgraph.synthetic:synth_cli",      "generate the synthetic shop as a RelBench folder"),
     "info":         ("relgraph.io:info_cli",              "schema, sizes and task label balance of a database folder"),
     "bench data":   ("relgraph.bench:bench_data",         "benchmark: generator and feature times and peak memory"),
-    "bench edges":  ("relgraph.edges:bench_edges",        "benchmark: edge builders vs PyG AddMetaPaths, and at scale"),
+    "bench edges":  ("relgraph.bench:bench_edges",        "benchmark: edge builders vs PyG AddMetaPaths, and at scale"),
     "bench runs":   ("relgraph.bench:bench_runs",         "benchmark: papermill overhead per run vs in-process"),
     "report":       ("relgraph.analysis:report_cli",      "graph reports side by side for several edge builders"),
     "run":          ("relgraph.sweep:run_cli",            "run one configuration (key=value ...) into runs/"),

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c001
 from __future__ import annotations
-import contextlib, datetime as dt, hashlib, json, os, random, shutil, tempfile, threading, time
+import contextlib, datetime as dt, difflib, hashlib, json, os, random, shutil, tempfile, threading, time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -95,16 +95,20 @@ def config_hash(cfg: dict, n: int = 10) -> str:
 
 # %% ../nbs/00_core.ipynb #c021
 class Registry(dict):
-    "Named functions or classes of one `kind`, filled with the `register` decorator."
+    "Named functions or classes of one `kind`, filled with the `register` decorator; entries may carry metadata."
     def __init__(self, kind: str): super().__init__(); self.kind = kind
-    def register(self, name: str | None = None):
-        "Decorator adding `f` under `name` (default: its own name)."
+    def register(self, name: str | None = None, **meta):
+        "Decorator adding `f` under `name` (default: its own name), with each `meta` item set as an attribute of `f`."
         def deco(f):
+            for k, v in meta.items(): setattr(f, k, v)
             self[name or f.__name__] = f
             return f
         return deco
     def __getitem__(self, name):
-        if name not in self: raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self))}")
+        if name not in self:
+            close = difflib.get_close_matches(str(name), list(self), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise KeyError(f"unknown {self.kind} {name!r}; {hint}known: {', '.join(sorted(self))}")
         return super().__getitem__(name)
     def __repr__(self): return f"Registry({self.kind}: {', '.join(sorted(self))})"
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, asdict
 
 import numpy as np
 import polars as pl
+from fastcore.basics import patch
 
 from .core import TIME_DTYPE, as_time, config_hash, is_time_dtype, timestamp
 
 # %% auto #0
-__all__ = ['TableSchema', 'DatabaseError', 'Database', 'check_keys', 'fix_dangling', 'upto', 'sizes', 'fingerprint', 'reindex']
+__all__ = ['TableSchema', 'DatabaseError', 'Database']
 
 # %% ../nbs/01_database.ipynb #c004
 @dataclass
@@ -77,6 +78,7 @@ def _key_types_match(a: pl.DataType, b: pl.DataType) -> bool:
     "Keys can be joined: both integers, or the same type."
     return a == b or (a.is_integer() and b.is_integer())
 
+@patch
 def _check_tables(self: Database, tables: dict):
     problems = [f"table {k!r} has a frame but no schema entry" for k in tables if k not in self.schema]
     problems += [f"table {k!r} is in the schema but has no frame" for k in self.schema if k not in tables]
@@ -99,17 +101,17 @@ def _check_tables(self: Database, tables: dict):
     if aware and naive:
         problems.append(f"time columns mix time zones: {', '.join(aware)} carry a time zone but {', '.join(naive)} do not")
     if problems: raise DatabaseError(problems, self.name)
-Database._check_tables = _check_tables
 
+@patch
 def _normalise(self: Database, name: str, frame: pl.DataFrame | pl.LazyFrame):
     "`frame` (eager or lazy) with its time column in nanoseconds."
     col = self.schema[name].time_col
     if col is None: return frame
     d = frame.collect_schema()[col] if isinstance(frame, pl.LazyFrame) else frame.schema[col]
     return frame if d == TIME_DTYPE else frame.with_columns(as_time(col, d).alias(col))
-Database._normalise = _normalise
 
 # %% ../nbs/01_database.ipynb #c014
+@patch
 def check_keys(self: Database) -> Database:
     "Raise `DatabaseError` listing empty tables, bad primary keys and dangling foreign keys."
     problems = []
@@ -128,8 +130,8 @@ def check_keys(self: Database) -> Database:
                         f"{_examples(bad)} (fix_dangling('null') keeps the rows, fix_dangling('drop') drops them)")
     if problems: raise DatabaseError(problems, self.name)
     return self
-Database.check_keys = check_keys
 
+@patch
 def _dangling(self: Database):
     "Yield (table, fkey column, referenced table, distinct dangling values)."
     for name, s in self.schema.items():
@@ -139,9 +141,9 @@ def _dangling(self: Database):
             vals = self[name][col].drop_nulls()
             bad = vals.filter(~vals.is_in(keys.implode())).unique(maintain_order=True)
             if bad.len(): yield name, col, ref, bad
-Database._dangling = _dangling
 
 # %% ../nbs/01_database.ipynb #c018
+@patch
 def fix_dangling(self: Database, how: str = "null") -> Database:
     "A copy where dangling foreign keys are set to null (`how='null'`, RelBench's correction) or their rows dropped ('drop')."
     if how not in ("null", "drop"): raise ValueError(f"fix_dangling: how must be 'null' or 'drop', not {how!r}")
@@ -151,41 +153,46 @@ def fix_dangling(self: Database, how: str = "null") -> Database:
         tables[name] = tables[name].filter(~hit) if how == "drop" else \
                        tables[name].with_columns(pl.when(hit).then(None).otherwise(pl.col(col)).alias(col))
     return self._like(tables)
-Database.fix_dangling = fix_dangling
 
+@patch
 def _like(self: Database, tables: dict, **kw) -> Database:
     "A database with this one's schema, name and split times, and new frames."
     return Database(tables, kw.pop("schema", self.schema), name=self.name, val_timestamp=self.val_timestamp,
                     test_timestamp=self.test_timestamp, **kw)
-Database._like = _like
 
 # %% ../nbs/01_database.ipynb #c021
+@patch
 def upto(self: Database, t) -> Database:
     "The database as it was at `t`: rows with `time_col <= t` (tables without a time column are kept whole)."
     t = timestamp(t)
     cut = pl.lit(t, dtype=TIME_DTYPE)  # compare in ns: a python datetime literal alone would compare in us
     frames = {k: (self.lazy(k).filter(pl.col(s.time_col) <= cut) if s.time_col else self.lazy(k)) for k, s in self.schema.items()}
-    out = self._like(frames, check_keys=False)
-    out.upto_timestamp = t
-    return out
-Database.upto = upto
-Database.upto_timestamp = None
+    return self._like(frames, check_keys=False)
 
 # %% ../nbs/01_database.ipynb #c026
 def _time_bounds(self: Database) -> tuple:
     exprs = [self.lazy(k).select(pl.col(s.time_col).min().alias("lo"), pl.col(s.time_col).max().alias("hi"))
              for k, s in self.schema.items() if s.time_col]
+    if not exprs: return None, None
     b = pl.concat(pl.collect_all(exprs))
     return b["lo"].min(), b["hi"].max()
-Database.min_timestamp = property(lambda self: _time_bounds(self)[0], doc="Earliest time in any time column.")
-Database.max_timestamp = property(lambda self: _time_bounds(self)[1], doc="Latest time in any time column.")
+@patch(as_prop=True)
+def min_timestamp(self: Database):
+    "Earliest time in any time column."
+    return _time_bounds(self)[0]
 
+@patch(as_prop=True)
+def max_timestamp(self: Database):
+    "Latest time in any time column."
+    return _time_bounds(self)[1]
+
+@patch
 def sizes(self: Database) -> dict[str, int]:
     "Rows per table."
     return {k: (self._cache[k].height if k in self._cache else self.lazy(k).select(pl.len()).collect().item()) for k in self.schema}
-Database.sizes = sizes
 
 # %% ../nbs/01_database.ipynb #c029
+@patch
 def fingerprint(self: Database) -> str:
     "A short hash of schema, split times and the content of every table."
     if getattr(self, "_fingerprint", None) is None:
@@ -193,9 +200,9 @@ def fingerprint(self: Database) -> str:
         self._fingerprint = config_hash(dict(name=self.name, schema={k: s.to_dict() for k, s in self.schema.items()},
                                              val=self.val_timestamp, test=self.test_timestamp, rows=parts))
     return self._fingerprint
-Database.fingerprint = fingerprint
 
 # %% ../nbs/01_database.ipynb #c032
+@patch
 def reindex(self: Database) -> tuple[Database, dict[str, pl.DataFrame]]:
     "A copy with primary keys 0..N-1 and foreign keys remapped, plus {table: frame(old key, `index`)}."
     maps = {k: self[k].select(pl.col(s.pkey)).with_row_index("index").with_columns(pl.col("index").cast(pl.Int64))
@@ -209,4 +216,3 @@ def reindex(self: Database) -> tuple[Database, dict[str, pl.DataFrame]]:
             df = df.join(m, on=col, how="left", maintain_order="left").with_columns(pl.col("__new").alias(col)).drop("__new")
         tables[k] = df
     return self._like(tables), maps
-Database.reindex = reindex

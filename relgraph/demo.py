@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .experiment import run_id
+from .records import run_id
 from .results import comparison_figure, load_runs, summarize
 from .sweep import expand_grid, run_sweep
 
@@ -24,11 +24,11 @@ def demo_spec(customers: int = 5000,  # synthetic shop size
              ) -> dict:
     "The demo sweep: none/random/shared-category graphs × MLP, GCN, SAGE × seeds, and LightGBM."
     return {"name": "demo",
-            "base": {"dataset": "synthetic", "customers": customers, "task": "user-churn", "epochs": epochs, "lr": 0.01,
-                     "cache_dir": cache_dir, "model_params": {"hidden": 64, "layers": 1, "dropout": 0.3, "patience": 10}},
+            "base": {"dataset": "synthetic", "data": {"customers": customers}, "task": "user-churn", "epochs": epochs,
+                     "lr": 0.01, "cache_dir": cache_dir},
             "grid": {"builder": ["none", "random", "shared_attribute"], "model": ["mlp", "gcn", "sage"],
                      "seed": list(range(seeds))},
-            "include": [{"model": "lightgbm", "seed": s, "model_params": {}} for s in range(seeds)]}
+            "include": [{"model": "lightgbm", "seed": s} for s in range(seeds)]}
 
 # %% ../nbs/19_demo.ipynb #c006
 def demo(customers: int = 5000,       # synthetic shop size
@@ -44,8 +44,8 @@ def demo(customers: int = 5000,       # synthetic shop size
     t0 = time.perf_counter()
     res = run_sweep(spec, runs, jobs=jobs, engine=engine)
     df = load_runs(runs).filter(pl.col("run_id").is_in(ids))
-    summary = summarize(df)
-    cols = [c for c in ("builder", "model", "test_auroc", "n", "gain_over_mlp", "edge_homophily", "homophily", "density") if c in summary.columns]
+    summary = summarize(df, metric="test_auroc")
+    cols = [c for c in ("builder", "model", "val_auroc", "test_auroc", "n", "gain_over_mlp", "edge_homophily", "homophily", "density") if c in summary.columns]
     with pl.Config(tbl_rows=50, tbl_width_chars=200, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
                    tbl_formatting="ASCII_MARKDOWN", float_precision=3):
         print(summary.select(cols))

@@ -18,7 +18,8 @@ __all__ = ['GUIDES', 'doc_notebooks', 'strip_directives', 'read_cells', 'runs_ce
 # %% ../nbs/21_docs.ipynb #c005
 GUIDES = {"tutorial.ipynb": "Tutorial",                    # notebook -> navigation title, in order
           "byo_database.ipynb": "Bring your own database",
-          "running_on_kaggle.ipynb": "Running on Kaggle"}
+          "running_on_kaggle.ipynb": "Running on Kaggle",
+          "extending.ipynb": "Extending relgraph"}
 _numbered = re.compile(r"^\d+[a-z]?_.+\.ipynb$")
 
 def doc_notebooks(nbs: Path | str) -> list[Path]:

@@ -14,10 +14,12 @@ from torch_geometric.data import Data
 
 from .core import TIME_DTYPE, atomic_path, config_hash, progress, timestamp
 from .database import Database
-from .edges import build_edges, entity_ids
+from .builders import build_edges, builder_params, entity_ids
+from .registry import INPUTS
 
 # %% auto #0
-__all__ = ['labels_at', 'snapshot_nodes', 'node_features', 'snapshot_key', 'snapshot_graph', 'snapshot_graphs', 'masked_graph']
+__all__ = ['SPLITS', 'labels_at', 'snapshot_nodes', 'node_features', 'snapshot_key', 'snapshot_graph', 'snapshot_graphs',
+           'masked_graph', 'mask_name', 'Snapshots', 'snapshots', 'graph_input', 'feature_table', 'features_input']
 
 # %% ../nbs/07_graphs.ipynb #c005
 def labels_at(task, split: str, t) -> pl.DataFrame:
@@ -61,7 +63,7 @@ def _make_data(db: Database, task, split: str, t, builder: str, builder_params: 
     yt = torch.tensor(y.cast(pl.Float32).fill_null(float("nan")).to_numpy(), dtype=torch.float32)
     d = Data(x=torch.from_numpy(x), edge_index=torch.from_numpy(e.edge_index), edge_weight=torch.from_numpy(e.edge_weight),
              y=yt, label_mask=~torch.isnan(yt), node_id=torch.tensor(ids.cast(pl.Int64).to_numpy(), dtype=torch.int64),
-             time=timestamp(t), feature_names=names, num_nodes=len(ids))
+             snapshot_time=timestamp(t), feature_names=names, num_nodes=len(ids))
     if e.edge_type is not None: d.edge_type, d.edge_types = torch.from_numpy(e.edge_type), e.info["edge_types"]
     return d
 
@@ -79,7 +81,7 @@ def snapshot_graph(db: Database,                     # the database (all times; 
                    task,                             # an `EntityTask`
                    split: str,                       # 'train', 'val' or 'test'
                    t,                                # one of `task.timestamps(split)`
-                   builder: str = "none",            # edge builder name (`relgraph.edges.EDGE_BUILDERS`)
+                   builder: str = "none",            # edge builder name (`relgraph.builders.EDGE_BUILDERS`)
                    builder_params: dict | None = None,  # its params
                    node_set: str = "task",           # 'task': labelled entities; 'visible': all entities visible at t
                    cache_dir: str | Path | None = None,  # folder of cached graphs (None: no cache)
@@ -111,3 +113,55 @@ def masked_graph(db: Database, task, t=None, split: str = "train", frac=(0.6, 0.
         full = torch.zeros(g.num_nodes, dtype=torch.bool); full[g.label_mask] = torch.from_numpy(m)
         g[f"{k}_mask"] = full
     return g
+
+# %% ../nbs/07_graphs.ipynb #g001
+SPLITS = ("train", "val", "test")
+
+def mask_name(split: str, mode: str = "temporal") -> str:
+    "The node mask holding `split`'s labels: `label_mask` (temporal splits) or `<split>_mask` (one snapshot, node masks)."
+    if mode not in ("temporal", "nodes"): raise ValueError(f"split mode must be 'temporal' or 'nodes', not {mode!r}")
+    return "label_mask" if mode == "temporal" else f"{split}_mask"
+
+class Snapshots(dict):
+    "{split: [Data, ...]} of one configuration; `masks` names each split's label mask, `builder`/`params` the edges."
+    def __init__(self, graphs: dict, mode: str = "temporal", builder: str = "none", params: dict | None = None):
+        super().__init__(graphs)
+        self.mode, self.builder, self.params = mode, builder, dict(params or {})
+        self.masks = {s: mask_name(s, mode) for s in graphs}
+
+# %% ../nbs/07_graphs.ipynb #g002
+def snapshots(db: Database, task, builder: str = "none", params: dict | None = None, mode: str = "temporal",
+              seed: int = 0, cache_dir: str | Path | None = None) -> Snapshots:
+    "Snapshot graphs of every split: one per seed time (`temporal`), or one graph split by node masks (`nodes`)."
+    kw = dict(builder=builder, builder_params=params, cache_dir=cache_dir or None)
+    if mode == "nodes":
+        g = masked_graph(db, task, seed=seed, **kw)
+        return Snapshots({s: [g] for s in SPLITS}, mode, builder, params)
+    mask_name("train", mode)
+    return Snapshots({s: snapshot_graphs(db, task, s, **kw) for s in SPLITS}, mode, builder, params)
+
+@INPUTS.register("graph")
+def graph_input(db: Database, task, cfg: dict) -> Snapshots:
+    "The configuration's snapshot graphs, edges from its builder with the builder's plan for this schema (seen up to val)."
+    seen = db.upto(db.val_timestamp) if db.val_timestamp is not None else db   # the plan reads no row a test label could see
+    params = builder_params(seen, task.entity_table, cfg["builder"], cfg.get("builder_params") or {})
+    return snapshots(db, task, cfg["builder"], params, cfg.get("split", "temporal"), cfg.get("seed", 0), cfg.get("cache_dir"))
+
+# %% ../nbs/07_graphs.ipynb #g003
+def feature_table(graphs: Snapshots, split: str) -> pl.DataFrame:
+    "The labelled nodes of `split`'s graphs as one table: entity, timestamp, y, then the features (Float32)."
+    frames = []
+    for g in graphs[split]:
+        keep = (g[graphs.masks[split]].bool() & ~g.y.isnan()).numpy()
+        X = pl.DataFrame(g.x.numpy()[keep], schema=list(g.feature_names), orient="row")
+        frames.append(X.with_columns(entity=pl.Series(g.node_id.numpy()[keep], dtype=pl.Int64),
+                                     timestamp=pl.lit(g.snapshot_time, dtype=TIME_DTYPE),
+                                     y=pl.Series(g.y.numpy()[keep], dtype=pl.Float64)))
+    out = pl.concat(frames)
+    return out.select("entity", "timestamp", "y", *[c for c in out.columns if c not in ("entity", "timestamp", "y")])
+
+@INPUTS.register("features")
+def features_input(db: Database, task, cfg: dict) -> dict[str, pl.DataFrame]:
+    "{split: feature table} of the configuration's labelled entities (the same snapshots, without edges)."
+    g = snapshots(db, task, "none", {}, cfg.get("split", "temporal"), cfg.get("seed", 0), cfg.get("cache_dir"))
+    return {s: feature_table(g, s) for s in SPLITS}

@@ -11,7 +11,7 @@ import nbformat
 import yaml
 
 from .core import atomic_path, write_json
-from .experiment import git_commit, read_json, record_status
+from .records import git_commit, read_json, record_status
 from .sweep import expand_grid, load_spec
 
 # %% auto #0
@@ -43,7 +43,7 @@ def remap_spec(spec, input_root: str | Path) -> list[dict]:
     "The sweep's configurations with each dataset path replaced by the database of that name under `input_root`."
     cfgs = expand_grid(spec)
     for c in cfgs:
-        if c["dataset"] != "synthetic": c["dataset"] = str(find_database(input_root, c["dataset"]))
+        if (c.get("data") or {}).get("path"): c["data"]["path"] = str(find_database(input_root, c["data"]["path"]))
     return cfgs
 
 # %% ../nbs/18_kaggle.ipynb #c011

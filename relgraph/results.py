@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .experiment import dataset_label, read_json
+from .datasets import dataset_label
+from .records import read_json
 
 # %% auto #0
 __all__ = ['PARAM_KEYS', 'BY', 'load_runs', 'summarize', 'comparison_figure', 'homophily_figure', 'results_cli']
@@ -24,12 +25,14 @@ def _scalars(d: dict, prefix: str = "") -> dict:
 
 def _row(d: Path) -> dict:
     cfg, st = read_json(d/"config.json") or {}, read_json(d/"status.json") or {}
-    data = dataset_label(cfg) + (f" st={cfg['structure']:g}" if cfg.get("dataset") == "synthetic" else "")
+    data, m = cfg.get("data") or {}, read_json(d/"metrics.json") or {}
+    label = dataset_label(cfg["dataset"], data) if cfg.get("dataset") else "?"
+    label += f" st={data['structure']:g}" if isinstance(data.get("structure"), (int, float)) else ""
     row = dict(run_id=d.name, status=st.get("status"), error=st.get("error"), seconds=float(st.get("seconds") or 0),
-               engine=st.get("engine"), path=str(d), data=data,
+               engine=st.get("engine"), path=str(d), data=label, task_type=m.get("task_type"),
                params=json.dumps({k: cfg.get(k) for k in PARAM_KEYS}, sort_keys=True, separators=(",", ":")))
     row |= {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in cfg.items()}
-    return row | _scalars(read_json(d/"metrics.json")) | _scalars(read_json(d/"graph.json"), "graph_")
+    return row | _scalars(m) | _scalars(read_json(d/"graph.json"), "graph_")
 
 # %% ../nbs/17_results.ipynb #c006
 def load_runs(runs_dir: str | Path = "runs") -> pl.DataFrame:
@@ -57,16 +60,18 @@ def summarize(df: pl.DataFrame,             # load_runs' table
               base: str = "mlp",              # model the gain is measured against (same data, task, split)
               descending: bool = True,        # sort best first
              ) -> pl.DataFrame:
-    "Mean ± std of `metric` over the seeds of each group, gain over `base`, graph statistics and record ids."
+    "Mean ± std of `metric` over the seeds of each group (and of its val twin), gain over `base`, graph statistics and record ids."
     if metric not in df.columns: raise ValueError(f"no metric {metric!r} in the records; metrics: {', '.join(c for c in df.columns if c.startswith(('val_', 'test_')))}")
+    val = metric.replace("test_", "val_", 1)
     ok, by = df.filter(pl.col("status") == "ok"), [b for b in by if b in df.columns]
     stats = [c for c in (_homophily_col(df), "graph_density") if c and c in df.columns]
     out = ok.group_by(by, maintain_order=True).agg(
         pl.col(metric).mean().alias("mean"), pl.col(metric).std().fill_null(0.0).alias("std"), pl.len().alias("n"),
+        *([pl.col(val).mean().alias("val_mean"), pl.col(val).std().fill_null(0.0).alias("val_std")] if val in df.columns else []),
         *[pl.col(c).mean().alias(c.removeprefix("graph_")) for c in stats], pl.col("run_id").sort().alias("runs"))
-    out = _gain(out, metric, base).with_columns(
-        pl.format("{} ± {}", *[pl.col(c).map_elements(lambda v: f"{v:.3f}", return_dtype=pl.String) for c in ("mean", "std")])
-        .alias(metric))
+    pm = lambda m, s: pl.format("{} ± {}", *[pl.col(c).map_elements(lambda v: f"{v:.3f}", return_dtype=pl.String) for c in (m, s)])
+    out = _gain(out, metric, base).with_columns(pm("mean", "std").alias(metric))
+    if "val_mean" in out.columns: out = out.with_columns(pm("val_mean", "val_std").alias(val))
     return out.sort("mean", descending=descending, nulls_last=True)
 
 # %% ../nbs/17_results.ipynb #c014
@@ -106,26 +111,43 @@ def homophily_figure(summary: pl.DataFrame, base: str = "mlp"):
     return fig
 
 # %% ../nbs/17_results.ipynb #c019
-def results_cli(runs: str = "runs",            # the folder of run records
-                metric: str = "test_auroc",    # metric to summarise
-                sort: str = "mean",            # column to sort by (descending): mean, gain_over_mlp, edge_homophily, ...
-                figure: str = None,            # save the comparison figure here (default: <runs>/comparison.png)
-                ascending: bool = False,       # sort ascending instead
-               ):
-    "Print the table of run records, mean ± std over seeds, and save the comparison figure."
-    df = load_runs(runs)
-    if df.height == 0: print(f"no run records in {runs}/"); return
-    s = summarize(df, metric=metric)
-    if sort not in s.columns: raise SystemExit(f"cannot sort by {sort!r}; columns: {', '.join(s.columns)}")
-    s = s.sort(sort, descending=not ascending, nulls_last=True)
-    show = [c for c in ("data", "task", "builder", "model", metric, "n", "gain_over_mlp", "edge_homophily", "homophily", "density") if c in s.columns]
+def _metric_of(task_type: str | None) -> str:
+    "The test metric a task type is selected by (`TaskType.val_metric`)."
+    from relgraph.tasktypes import TASK_TYPES
+    return f"test_{TASK_TYPES[task_type].val_metric}" if task_type in TASK_TYPES else "test_auroc"
+
+def _print_table(s: pl.DataFrame, metric: str):
+    val = metric.replace("test_", "val_", 1)
+    show = [c for c in ("data", "task", "builder", "model", val, metric, "n", "gain_over_mlp", "edge_homophily", "homophily", "density") if c in s.columns]
     if s["params"].n_unique() > 1: show.insert(4, "params")  # runs of one builder x model that differ in parameters
     with pl.Config(tbl_rows=500, tbl_cols=20, fmt_str_lengths=80, tbl_width_chars=400, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, tbl_formatting="ASCII_MARKDOWN", float_precision=3):
         print(s.select(show + [pl.col("runs").list.first().alias("first record")]))
+
+def results_cli(runs: str = "runs",            # the folder of run records
+                metric: str = "",              # metric to summarise (default: each task type's own, e.g. test_auroc)
+                sort: str = "mean",            # column to sort by (descending): mean, gain_over_mlp, edge_homophily, ...
+                figure: str = None,            # save the comparison figure here (default: <runs>/comparison.png)
+                ascending: bool = False,       # sort ascending instead
+               ):
+    "Print the table of run records, mean ± std over seeds per task type, and save the comparison figure."
+    df = load_runs(runs)
+    if df.height == 0: print(f"no run records in {runs}/"); return
+    ok = df.filter(pl.col("status") == "ok")
+    types = [t for t in ok["task_type"].unique(maintain_order=True).to_list()] if "task_type" in ok.columns else [None]
+    path, first = Path(figure or Path(runs)/"comparison.png"), True
+    for tt in types or [None]:
+        part = df.filter(pl.col("task_type") == tt) if tt is not None else df
+        m = metric or _metric_of(tt)
+        s = summarize(part, metric=m)
+        if sort not in s.columns: raise SystemExit(f"cannot sort by {sort!r}; columns: {', '.join(s.columns)}")
+        s = s.sort(sort, descending=not ascending, nulls_last=True)
+        print(f"\n{tt or 'all runs'}: {m} (mean ± std over seeds)"); _print_table(s, m)
+        fig_path = path if first else path.with_name(f"{path.stem}_{tt}.png")
+        comparison_figure(s, m).savefig(fig_path, dpi=120); print(f"figure: {fig_path}")
+        if first and any("homophily" in c for c in s.columns) and s["gain_over_mlp"].is_not_null().any():
+            homophily_figure(s).savefig(path.with_name(path.stem + "_homophily.png"), dpi=120)
+        first = False
     failed = df.filter(pl.col("status") != "ok")
     for r in failed.iter_rows(named=True): print(f"failed: {r['run_id']}: {r['error']}")
-    fig = comparison_figure(s, metric); path = Path(figure or Path(runs)/"comparison.png")
-    fig.savefig(path, dpi=120); print(f"{df.height} records ({failed.height} failed); figure: {path}")
-    if any("homophily" in c for c in s.columns) and s["gain_over_mlp"].is_not_null().any():
-        homophily_figure(s).savefig(path.with_name(path.stem + "_homophily.png"), dpi=120)
+    print(f"{df.height} records ({failed.height} failed)")

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from .core import progress
-from .experiment import (DEFAULTS, ENGINES, clean_stale, read_json, record_status, resolve_config, run_id,
-                                 run_record)
+from .experiment import DEFAULTS, resolve_config
+from .records import ENGINES, clean_stale, read_json, record_status, run_id, run_record
 
 # %% auto #0
 __all__ = ['load_spec', 'expand_grid', 'run_sweep', 'parse_params', 'run_cli', 'sweep_cli', 'rerun', 'rerun_cli']
@@ -32,7 +32,9 @@ def load_spec(spec: str | Path | dict) -> dict:
 
 # %% ../nbs/16_sweep.ipynb #c007
 def _merge(cfg: dict, key: str, v) -> dict:
-    return {**cfg, **v} if isinstance(v, dict) else {**cfg, key: v}
+    if isinstance(DEFAULTS.get(key), dict) and isinstance(v, dict): return {**cfg, key: {**(cfg.get(key) or {}), **v}}
+    if key not in DEFAULTS and isinstance(v, dict): return {**cfg, **v}
+    return {**cfg, key: v}
 
 def _matches(cfg: dict, pattern: dict) -> bool:
     return all(cfg.get(k) == v for k, v in pattern.items())
@@ -40,8 +42,8 @@ def _matches(cfg: dict, pattern: dict) -> bool:
 def _with_params(cfg: dict, spec: dict) -> dict:
     cfg = dict(cfg)
     for key, by in (("builder_params", "builder"), ("model_params", "model")):
-        if key not in cfg and cfg.get(by, DEFAULTS[by]) in (spec.get(key) or {}):
-            cfg[key] = copy.deepcopy(spec[key][cfg.get(by, DEFAULTS[by])])
+        own = (spec.get(key) or {}).get(cfg.get(by, DEFAULTS[by]))
+        if own: cfg[key] = {**copy.deepcopy(own), **(cfg.get(key) or {})}
     return cfg
 
 # %% ../nbs/16_sweep.ipynb #c008
@@ -108,9 +110,11 @@ def parse_params(params: list[str]) -> dict:
     return cfg
 
 # %% ../nbs/16_sweep.ipynb #c019
+_HEADLINE = ("auroc", "average_precision", "mae", "r2", "accuracy", "macro_f1")  # metrics a one-line summary shows
+
 def _show(p: Path):
     st, m = read_json(p/"status.json") or {}, read_json(p/"metrics.json") or {}
-    keys = [k for k in ("val_auroc", "test_auroc", "test_average_precision", "test_f1") if isinstance(m.get(k), (int, float))]
+    keys = [k for k in m if k.startswith(("val_", "test_")) and k.split("_", 1)[1] in _HEADLINE and isinstance(m[k], (int, float))]
     print(f"{p}: {st.get('status')} in {st.get('seconds', 0):.1f} s  " + "  ".join(f"{k}={m[k]:.4f}" for k in keys))
     if st.get("status") == "failed": print(f"  error: {st.get('error')}")
 

@@ -1,6 +1,6 @@
 "The edge benchmark end to end at a tiny size: co_interaction and PyG's AddMetaPaths must find the same edges."
 import json
-from relgraph.edges import bench_edges
+from relgraph.bench import bench_edges
 
 
 def test_bench_edges_tiny(tmp_path, capsys):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from relgraph.evaluate import METRICS, choose_threshold, confusion_figure, embedding_figure, evaluate, roc_pr_figure, summarize_seeds
+from relgraph.evaluate import (METRICS, choose_threshold, confusion_figure, embedding_figure, evaluate, evaluate_multiclass,
+                               evaluate_regression, roc_pr_figure, summarize_seeds)
+from relgraph.tasktypes import TASK_TYPES, task_type
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
 S = np.array([0.1, 0.6, 0.7, 0.4, 0.2, 0.9, 0.3, 0.65])
@@ -47,9 +49,21 @@ def test_choose_threshold_matches_brute_force():
     for metric in ("f1", "accuracy", "balanced_accuracy"):
         best = max(METRICS[metric](y, s, t) for t in np.unique(s))
         assert METRICS[metric](y, s, choose_threshold(y, s, metric)) == pytest.approx(best)
+    youden = max(skm.recall_score(y, s >= t) + skm.recall_score(1 - y, s < t) - 1 for t in np.unique(s))
+    t = choose_threshold(y, s)                         # the default is Youden's J
+    assert skm.recall_score(y, s >= t) + skm.recall_score(1 - y, s < t) - 1 == pytest.approx(youden)
     # F1 by threshold: 0.9 -> 2/4, 0.7 -> 4/5 (TP 2, FN 1), 0.65 -> 4/6, 0.6 -> 4/7, 0.4 -> 6/8 (TP 3, FP 2), lower: worse
-    assert choose_threshold(Y, S) == 0.7
+    assert choose_threshold(Y, S, "f1") == 0.7
     assert METRICS["f1"](Y, S, 0.7) == pytest.approx(4 / 5)
+    # J by threshold: 0.9 -> 1/3, 0.7 -> 2/3 (best), 0.65 -> 2/3 - 1/5, 0.4 -> 1 - 2/5
+    assert choose_threshold(Y, S) == 0.7
+
+
+def test_youden_is_not_degenerate_on_a_weak_signal():
+    rng = np.random.default_rng(1)
+    y = (rng.random(2000) < 1 / 3).astype(int); s = 1 / (1 + np.exp(-rng.normal(0.35 * y, 1.0)))
+    ppr = {m: np.mean(s >= choose_threshold(y, s, m)) for m in ("f1", "youden")}
+    assert ppr["f1"] > 0.7 and ppr["youden"] < 0.4
 
 
 def test_single_class_is_nan_with_warning():
@@ -85,7 +99,58 @@ def test_figures():
     from matplotlib.figure import Figure
     assert isinstance(roc_pr_figure(Y, S), Figure)
     assert isinstance(confusion_figure(evaluate(Y, S)["confusion_matrix"]), Figure)
+    assert isinstance(confusion_figure(np.eye(4, dtype=int).tolist(), normalize=True), Figure)   # multiclass
     rng = np.random.default_rng(0)
     assert isinstance(embedding_figure(rng.random((30, 5)), rng.integers(0, 2, 30)), Figure)
     with pytest.raises(ValueError, match="single class"):
         roc_pr_figure([1, 1], [0.2, 0.3])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_regression_and_multiclass_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=200); p = y + rng.normal(size=200)
+    r = evaluate_regression(y, p)
+    assert r["mae"] == skm.mean_absolute_error(y, p) and r["r2"] == skm.r2_score(y, p)
+    assert r["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, p)))
+    yc = rng.integers(0, 4, 200); P = rng.dirichlet(np.ones(4), 200)
+    m = evaluate_multiclass(yc, P)
+    assert m["accuracy"] == skm.accuracy_score(yc, P.argmax(1))
+    assert m["macro_f1"] == skm.f1_score(yc, P.argmax(1), average="macro")
+    assert m["balanced_accuracy"] == skm.balanced_accuracy_score(yc, P.argmax(1))
+    assert m["log_loss"] == pytest.approx(skm.log_loss(yc, P))
+    assert m["confusion_matrix"] == skm.confusion_matrix(yc, P.argmax(1)).tolist()
+    json.dumps(r); json.dumps(m)
+
+
+def test_task_types_use_the_evaluate_metrics():
+    bt, rt, mt = (TASK_TYPES[k] for k in ("binary_classification", "regression", "multiclass_classification"))
+    rule = bt.decide(Y, S)
+    assert rule == {"rule": "youden", "threshold": 0.7}
+    ev = evaluate(Y, S, 0.7)
+    assert bt.metrics(Y, S, rule) == {k: ev[k] for k in METRICS}
+    assert bt.report(Y, S, rule)["confusion_matrix"] == ev["confusion_matrix"]
+    assert (bt.val_metric, rt.val_metric, mt.val_metric) == ("auroc", "mae", "log_loss")
+    assert (bt.higher_is_better, rt.higher_is_better, mt.higher_is_better) == (True, False, False)
+    yc = np.array([0, 1, 2, 2]); P = np.full((4, 3), 1 / 3)
+    assert mt.metrics(yc, P) == {k: v for k, v in evaluate_multiclass(yc, P).items() if k not in ("n", "confusion_matrix")}
+    assert rt.metrics([1.0, 3.0], [2.0, 2.0]) == {"mae": 1.0, "rmse": 1.0, "r2": 0.0}
+    assert task_type("regression") is rt
+
+
+def test_heads_against_torch():
+    import torch
+    y = np.array([0, 0, 0, 1])
+    h = task_type("binary_classification").head(y)
+    lg = torch.tensor([0.3, -1.0, 2.0, 0.5])
+    assert h.pos_weight == 3.0 and h.out_dim == 1
+    ref = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(3.0))(lg, torch.tensor(y, dtype=torch.float32))
+    assert torch.isclose(h.loss(lg, torch.tensor(y)), ref)
+    r = task_type("regression").head(np.array([1.0, 3.0]))
+    assert (r.mean, r.std) == (2.0, 1.0) and r.score(torch.tensor([1.0])).item() == 3.0
+    m = task_type("multiclass_classification").head(np.array([0, 1, 1, 1]), n_classes=3)
+    lm = torch.randn(4, 3)
+    ref = torch.nn.CrossEntropyLoss(weight=torch.tensor(m.class_weight))(lm, torch.tensor([0, 1, 1, 1]))
+    assert m.out_dim == 3 and torch.isclose(m.loss(lm, torch.tensor([0.0, 1.0, 1.0, 1.0])), ref)
+    assert torch.allclose(m.score(lm).sum(1), torch.ones(4))
+    for hd in (h, r, m): json.dumps(hd.to_dict())

@@ -11,7 +11,9 @@ import torch
 
 from relgraph.core import ns_epoch
 from relgraph.database import Database, TableSchema
-from relgraph.hetero import HeteroLoader, TemporalSampler, hetero_graph, hetero_graph_with_keys, to_relbench_db, train_hetero
+from relgraph.hetero import hetero_graph, hetero_graph_with_keys, to_relbench_db, train_hetero
+from relgraph.registry import INPUTS, MODELS
+from relgraph.sampling import HeteroLoader, TemporalSampler
 
 torch.set_num_threads(1)
 HAS_TORCH_FRAME = importlib.util.find_spec("torch_frame") is not None
@@ -147,8 +149,47 @@ def test_train_hetero_on_synthetic_shop():
     from relgraph.tasks import make_task
     db = synthetic.make_shop(customers=400, seed=0)
     task = make_task(db, "user-churn")
-    res = train_hetero(db, task, hidden=32, num_neighbors=(8, 4), batch_size=256, epochs=3, patience=3, device="cpu")
+    res = train_hetero(db, task, hidden=32, num_neighbors=(8, 4), batch_size=256, epochs=3, device="cpu", progress=False)
     assert res["backend"] == "torch"
-    assert res["predictions"].height == sum(task.split(s).height for s in task.tables)
-    assert all(np.isfinite(h["loss"]) for h in res["history"])
+    p = res["predictions"]
+    assert p.height == sum(task.split(s).height for s in task.tables)
+    assert p.columns == ["entity", "timestamp", "split", "y", "score"]
+    assert dict(p.schema) == {"entity": pl.Int64, "timestamp": pl.Datetime("ns"), "split": pl.String, "y": pl.Float64, "score": pl.Float64}
+    assert all(np.isfinite(v) for v in res["history"]["train_loss"])
+    y = task.split("train")["churn"].drop_nulls()
+    assert res["head"] == {"head": "BinaryHead", "pos_weight": pytest.approx((y == 0).sum() / y.sum()), "out_dim": 1}  # weighting "auto"
     assert 0.0 <= res["metrics"]["test"]["auroc"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["hetero_sage", "relbench_sage"])
+def test_hetero_entries_run_from_the_registry(name):
+    "Both hetero models run as MODELS entries on the `hetero` input, with the shared defaults (patience 10, weight auto)."
+    if name == "relbench_sage" and not HAS_TORCH_FRAME: pytest.skip("relbench_sage needs pytorch-frame (pip install pytorch-frame)")
+    import inspect
+    synthetic = pytest.importorskip("relgraph.synthetic")
+    from relgraph.tasks import make_task
+    from relgraph.tasktypes import task_type
+    db = synthetic.make_shop(customers=300, seed=0); task = make_task(db, "user-churn")
+    entry = MODELS[name]
+    assert entry.consumes == ("hetero",)
+    defaults = {k: p.default for k, p in inspect.signature(entry).parameters.items()}
+    assert defaults["patience"] == 10 and defaults["weight"] == "auto"
+    preds, info = entry({"hetero": INPUTS["hetero"](db, task, {"split": "temporal"})}, task_type(task), seed=0, epochs=2,
+                        hidden=16, num_neighbors=(4, 4))
+    assert preds.columns == ["entity", "timestamp", "split", "y", "score"] and preds.height == sum(task.split(s).height for s in task.tables)
+    assert info["epochs_run"] == 2 and "val_auroc" in info["history"]
+
+
+def test_hetero_loader_uses_pyg_where_pyg_lib_is_installed(monkeypatch):
+    "With pyg-lib importable, HeteroLoader hands the seeds and their times to PyG's NeighborLoader (mocked here)."
+    import torch_geometric.loader, torch_geometric.typing
+    calls = []
+    class Fake:
+        def __init__(self, data, **kw): calls.append(kw)
+        def __iter__(self): return iter([])
+    monkeypatch.setattr(torch_geometric.typing, "WITH_PYG_LIB", True)
+    monkeypatch.setattr(torch_geometric.loader, "NeighborLoader", Fake)
+    g = hetero_graph(random_shop())
+    loader = HeteroLoader(g, "customer", torch.arange(5), torch.full((5,), 1_600_000_000), (3, 2), batch_size=2)
+    assert loader.backend == "pyg" and list(loader) == []
+    assert calls[0]["input_nodes"][0] == "customer" and calls[0]["time_attr"] == "time" and calls[0]["disjoint"]

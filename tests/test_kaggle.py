@@ -5,20 +5,21 @@ import nbformat
 import papermill as pm
 import pytest
 
-from relgraph.experiment import DEFAULTS, read_json, record_status
+from relgraph.experiment import DEFAULTS
+from relgraph.records import read_json, record_status
 from relgraph.kaggle import pull, validate_metadata
 
 SPEC = textwrap.dedent("""
     grid:
       dataset: [synthetic, data/rel-shop]
-      model: [gcn, broken]
+      model: [gcn, mlp]
       seed: [0]
 """)
 
 STANDIN = '''
 import json
 from pathlib import Path
-if model == "broken": raise ValueError("deliberately broken configuration")
+if model == "mlp": raise ValueError("deliberately broken configuration")
 Path(run_dir, "metrics.json").write_text(json.dumps({"test_auroc": 0.6, "dataset": dataset}))
 '''
 
@@ -63,7 +64,7 @@ def test_driver_runs_locally_with_paths_remapped_and_pull_merges(tmp_path, stand
     recs = sorted(p for p in (work/"runs").iterdir() if p.is_dir() and not p.name.startswith("."))
     assert len(recs) == 4                                   # 2 datasets x 2 models; the broken ones recorded as failed
     assert sorted(record_status(p) for p in recs) == ["failed", "failed", "ok", "ok"]
-    datasets = {read_json(p/"config.json")["dataset"] for p in recs}
+    datasets = {(lambda c: c["data"].get("path", c["dataset"]))(read_json(p/"config.json")) for p in recs}
     assert datasets == {"synthetic", str(inp/"rel-shop-dataset"/"rel-shop")}  # the database was found under the input
     local = tmp_path/"runs"
     assert {k: len(v) for k, v in pull(work, local).items()} == {"added": 4, "replaced": 0, "kept": 0}

@@ -9,14 +9,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from relgraph.experiment import DEFAULTS, read_json, record_status, resolve_config, run_id
+from relgraph.experiment import DEFAULTS, resolve_config
+from relgraph.records import read_json, record_status, run_id
 from relgraph.results import load_runs, summarize
 from relgraph.sweep import expand_grid, parse_params, rerun, run_sweep
 
 STANDIN = '''
 import json, os, time
 from pathlib import Path
-if model == "broken": raise ValueError("deliberately broken configuration")
+if model == "mlp": raise ValueError("deliberately broken configuration")  # the stand-in fails every mlp run
 time.sleep(float(os.environ.get("STANDIN_SLEEP", "0")))
 Path(run_dir, "metrics.json").write_text(json.dumps({"test_auroc": 0.5 + seed / 100 + len(builder) / 1000}))
 '''
@@ -33,7 +34,7 @@ def standin(tmp_path, monkeypatch):
     return path
 
 
-SPEC = {"grid": {"model": ["gcn", "broken", "sage"], "seed": [0, 1]}}
+SPEC = {"grid": {"model": ["gcn", "mlp", "sage"], "seed": [0, 1]}}
 
 
 def test_failing_configuration_is_recorded_and_sweep_completes(standin, tmp_path):
@@ -98,14 +99,14 @@ def test_run_cli_and_rerun_cli(standin, tmp_path):
     assert record_status(runs/rid) == "ok" and rid in r.stdout
     r = subprocess.run(["relgraph", "rerun", str(runs/rid)], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "reproduced" in r.stdout, r.stdout + r.stderr
-    r = subprocess.run(["relgraph", "run", "model=broken", "--runs", str(runs)], capture_output=True, text=True, env=env)
+    r = subprocess.run(["relgraph", "run", "model=mlp", "--runs", str(runs)], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "deliberately broken configuration" in r.stdout
 
 
 def test_sweep_cli_yaml(standin, tmp_path):
     (tmp_path/"sweep.yaml").write_text(textwrap.dedent("""
         grid:
-          model: [gcn, broken]
+          model: [gcn, mlp]
           seed: [0]
     """))
     r = subprocess.run(["relgraph", "sweep", str(tmp_path/"sweep.yaml"), "--runs", str(tmp_path/"runs")],

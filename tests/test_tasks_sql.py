@@ -16,7 +16,7 @@ from relbench.manifest import DatasetManifest, TableSpec, TaskManifest
 
 from relgraph.core import as_time, to_pandas
 from relgraph.database import Database, TableSchema
-from relgraph.tasks import EntityTask, churn_task, make_task
+from relgraph.tasks import TASKS, EntityTask, churn_task, make_task, next_class_task, spend_task
 
 
 def tiny_shop() -> Database:
@@ -68,6 +68,8 @@ def assert_same_labels(db, tasks, tmp_path):
         for split in ("train", "val", "test"):
             ours = task.split(split).sort(task.time_col, task.entity_col)
             theirs = relbench_labels(tmp_path, task, split, maps[task.entity_table])
+            if ours.schema[task.target_col].is_float():   # sums in another order: equal to the last few bits
+                ours, theirs = (d.with_columns(pl.col(task.target_col).round(6)) for d in (ours, theirs))
             assert ours.height > 0, (task.name, split)
             assert ours.rows() == theirs.rows(), (task.name, split)
 
@@ -75,7 +77,9 @@ def assert_same_labels(db, tasks, tmp_path):
 def test_tiny_shop_labels_equal_relbench(tmp_path):
     db = tiny_shop()
     tasks = [churn_task(db, "customer", "review", "10 days", name="user-churn"),
-             churn_task(db, "product", "review", "10 days", name="item-churn")]
+             churn_task(db, "product", "review", "10 days", name="item-churn"),
+             spend_task(db, timedelta="10 days", name="user-spend")]
+    assert tasks[2].split("test").rows() == [(dt.datetime(2020, 2, 20), 11, 12.0), (dt.datetime(2020, 2, 20), 14, 40.0)]
     assert 17 not in tasks[0].split("test")["customer_id"].to_list()  # dropped: not a customer at test_timestamp
     assert_same_labels(db, tasks, tmp_path)
 
@@ -83,7 +87,47 @@ def test_tiny_shop_labels_equal_relbench(tmp_path):
 def test_synthetic_shop_labels_equal_relbench(tmp_path):
     synthetic = pytest.importorskip("relgraph.synthetic")
     db = synthetic.make_shop(customers=500, seed=0)
-    tasks = [make_task(db, "user-churn"), make_task(db, "item-churn")]
-    for t in tasks:
+    tasks = [make_task(db, "user-churn"), make_task(db, "item-churn"), make_task(db, "user-spend")]
+    for t in tasks[:2]:
         assert {"train", "val", "test"} <= set(t.tables) and t.split("train")["churn"].n_unique() == 2
+    assert tasks[2].task_type == "regression" and tasks[2].split("train")["spend"].std() > 0
     assert_same_labels(db, tasks, tmp_path)
+
+
+def plant_reviews(db: Database, customers, products, when) -> Database:
+    "`db` with one review per (customer, product) at time `when` appended."
+    rv = db["review"]
+    new = pl.DataFrame({"review_id": range(rv["review_id"].max() + 1, rv["review_id"].max() + 1 + len(customers)),
+                        "customer_id": customers, "product_id": products, "review_time": [when] * len(customers)})
+    new = new.with_columns([pl.lit(None, dtype=d).alias(c) for c, d in rv.schema.items() if c not in new.columns])
+    return db._like({**{k: db[k] for k in db.table_names}, "review": pl.concat([rv, new.select(rv.columns).cast(rv.schema)])})
+
+
+def test_every_task_ignores_rows_after_its_windows():
+    synthetic = pytest.importorskip("relgraph.synthetic")
+    db = synthetic.make_shop(customers=400, seed=1)
+    cust, prod = db["customer"]["customer_id"].head(60).to_list(), db["product"]["product_id"].sample(60, seed=0, with_replacement=True).to_list()
+    td = make_task(db, "user-churn").timedelta
+    assert db.val_timestamp + td < db.test_timestamp
+    between = plant_reviews(db, cust, prod, db.test_timestamp - dt.timedelta(hours=12))   # after val's window, before test
+    after = plant_reviews(db, cust, prod, db.test_timestamp + td + dt.timedelta(days=1))  # after every window
+    assert set(TASKS) == {"user-churn", "item-churn", "user-spend", "user-next-category"}
+    for name in TASKS:
+        t0, t1, t2 = make_task(db, name), make_task(between, name), make_task(after, name)
+        assert t0.task_type in ("binary_classification", "regression", "multiclass_classification")
+        for split in ("train", "val"):
+            assert t1.split(split).rows() == t0.split(split).rows(), (name, split)
+        for split in ("train", "val", "test"):
+            assert t2.split(split).rows() == t0.split(split).rows(), (name, split)
+        assert t0.classes == t1.classes == t2.classes
+
+
+def test_next_category_classes():
+    synthetic = pytest.importorskip("relgraph.synthetic")
+    db = synthetic.make_shop(customers=400, seed=0)
+    t = make_task(db, "user-next-category")
+    assert t.task_type == "multiclass_classification" and set(t.classes) <= set(synthetic.CATEGORIES)
+    for split in ("train", "val", "test"):
+        y = t.split(split)["category"]
+        assert y.dtype == pl.Int64 and y.min() >= 0 and y.max() < len(t.classes)
+    assert EntityTask.from_manifest(t.to_manifest(), t.tables).classes == t.classes
