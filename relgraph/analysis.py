@@ -145,7 +145,8 @@ def plot_degrees(graphs: dict, bins: int = 30):
         deg = np.asarray(_adj(g).sum(1)).ravel()
         k, c = np.unique(deg[deg > 0], return_counts=True)
         ax.loglog(k, c, marker="o", ms=3, lw=1, label=f"{name} ({int((deg == 0).sum())} isolated)")
-    ax.set(xlabel="degree", ylabel="nodes", title="Degree distribution"); ax.legend(fontsize=8)
+    ax.set(xlabel="degree (neighbours, log scale)", ylabel="nodes with that degree (log scale)", title="Degree distribution")
+    ax.legend(title="graph", fontsize=8)
     fig.tight_layout(); plt.close(fig)
     return fig
 
@@ -156,7 +157,8 @@ def plot_homophily(table: pl.DataFrame, cols=("edge_homophily", "node_homophily"
     x, wd = np.arange(table.height), 0.8 / len(cols)
     for k, c in enumerate(cols):
         ax.bar(x + (k - (len(cols) - 1) / 2) * wd, table[c].fill_null(0).to_numpy(), wd, label=c.replace("_", " "))
-    ax.set_xticks(x, table["builder"].to_list(), rotation=20); ax.set(ylabel="homophily", title="Homophily per builder")
+    ax.set_xticks(x, table["builder"].to_list(), rotation=20, ha="right")
+    ax.set(xlabel="edge builder", ylabel="homophily (0-1; class: 0 = chance)", title="Homophily per builder", ylim=(0, 1))
     ax.legend(fontsize=8); fig.tight_layout(); plt.close(fig)
     return fig
 

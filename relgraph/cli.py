@@ -4,12 +4,15 @@
 
 # %% ../nbs/20_cli.ipynb #c001
 from __future__ import annotations
-import importlib, inspect, sys
+import argparse, importlib, inspect, sys
 
 from fastcore.script import anno_parser
 
+from . import __version__
+from .core import set_verbosity
+
 # %% auto #0
-__all__ = ['COMMANDS', 'resolve', 'load', 'usage', 'parser', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'resolve', 'load', 'groups', 'usage', 'parser', 'main']
 
 # %% ../nbs/20_cli.ipynb #c004
 COMMANDS = {
@@ -23,7 +26,7 @@ COMMANDS = {
     "run":          ("relgraph.sweep:run_cli",            "run one configuration (key=value ...) into runs/"),
     "sweep":        ("relgraph.sweep:sweep_cli",          "run a sweep.yaml grid with papermill, resumable"),
     "rerun":        ("relgraph.sweep:rerun_cli",          "re-run a record from its config.json"),
-    "results":      ("relgraph.results:results_cli",      "table of run records, mean ± std over seeds"),
+    "results":      ("relgraph.results:results_cli",      "val and test metrics of run records, mean ± std over seeds"),
     "kaggle bundle":("relgraph.kaggle:bundle_cli",        "write a Kaggle kernel folder for a sweep"),
     "kaggle pull":  ("relgraph.kaggle:pull_cli",          "merge runs downloaded from a Kaggle kernel into runs/"),
     "docs":         ("relgraph.docs:docs_cli",            "build the documentation site into _docs/"),
@@ -35,40 +38,97 @@ def resolve(argv: list[str]) -> tuple[str, list[str]]:
     for n in (2, 1):
         name = " ".join(argv[:n])
         if len(argv) >= n and name in COMMANDS: return name, argv[n:]
-    raise ValueError(f"relgraph: unknown command {' '.join(argv[:2])!r}\n\n{usage()}")
+    group = argv[0] if argv and groups().get(argv[0]) else ""
+    raise ValueError(f"relgraph: unknown command {' '.join(argv[:2])!r}\n\n{usage(group)}")
 
 def load(name: str):
     "Import and return the function behind command `name`."
     mod, fn = COMMANDS[name][0].split(":")
     return getattr(importlib.import_module(mod), fn)
 
-def usage() -> str:
-    "The list of commands."
-    w = max(map(len, COMMANDS))
-    return "usage: relgraph <command> [args]\n\ncommands:\n" + "\n".join(f"  {k:<{w}}  {v[1]}" for k, v in COMMANDS.items())
+def groups() -> dict[str, list[str]]:
+    "The groups of two-word commands: {'kaggle': ['kaggle bundle', 'kaggle pull'], ...}."
+    out = {}
+    for k in COMMANDS:
+        if " " in k: out.setdefault(k.split()[0], []).append(k)
+    return out
+
+# %% ../nbs/20_cli.ipynb #u001
+_OPTIONS = """options:
+  -h, --help     this list; `relgraph <command> --help` describes one command
+  --version      relgraph's version
+  --debug        a traceback instead of the one-line error (exit status 2) for bad input
+  -v, --verbose  debug lines too (log lines go to stderr, results to stdout)
+  -q, --quiet    only warnings and errors on stderr (-qq: errors only)"""
+
+def usage(group: str = "") -> str:
+    "The list of commands, or of the commands of one `group` (e.g. 'kaggle')."
+    cmds = {k: v[1] for k, v in COMMANDS.items() if not group or k in groups().get(group, [])}
+    w = max(map(len, cmds))
+    lines = "\n".join(f"  {k:<{w}}  {v}" for k, v in cmds.items())
+    if group: return f"usage: relgraph {group} <command> [args]\n\ncommands:\n{lines}\n\n`relgraph {group} <command> --help` describes one."
+    return f"usage: relgraph [-v|-q] <command> [args]\n\ncommands:\n{lines}\n\n{_OPTIONS}"
 
 # %% ../nbs/20_cli.ipynb #39ce7a83
 def _var_positional(func) -> list[str]:
     return [k for k, v in inspect.signature(func).parameters.items() if v.kind is v.VAR_POSITIONAL]
 
+def _flag_help(a: argparse.Action) -> str:
+    "What giving a bool flag does, from the parameter's comment."
+    what = (a.help or "").replace(" (default: True)", "").replace(" (default: False)", "").strip() or a.dest
+    if isinstance(a, argparse._StoreFalseAction): return f"turn off: {what} (on unless this flag is given)"
+    return f"{what} (off unless this flag is given)"
+
 def parser(func, prog: str):
-    "`anno_parser(func)`, with `func`'s `*args` taking zero or more words."
+    "`anno_parser(func)`, with `func`'s `*args` taking zero or more words and flags' help saying what they do."
     p, var = anno_parser(func, prog=prog), _var_positional(func)
     for a in p._actions:
         if a.dest in var: a.nargs, a.required, a.default = "*", False, []
+        if isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction)) and a.help != argparse.SUPPRESS: a.help = _flag_help(a)
         for o in [o for o in a.option_strings if o.startswith("--")]:   # --top_k and --top-k alike
             for alt in (o.replace("_", "-"), "--" + o[2:].replace("-", "_")): p._option_string_actions.setdefault(alt, a)
+    for v in var:
+        if f"--{v}" not in p._option_string_actions: p.add_argument(f"--{v}", dest=f"_opt_{v}", action="append", default=[], help=argparse.SUPPRESS)
     return p
 
+# %% ../nbs/20_cli.ipynb #m001
+_LEVEL = {"-v": (1, 0), "--verbose": (1, 0), "-vv": (2, 0), "-q": (0, 1), "--quiet": (0, 1), "-qq": (0, 2)}
+
+def _verbosity(argv: list[str]) -> tuple[int, int, list[str]]:
+    "`(verbose, quiet, argv without them)`: -v/-q anywhere, --verbose/--quiet before the command."
+    v = q = 0; rest = []
+    for i, w in enumerate(argv):
+        lead = all(x in _LEVEL for x in argv[:i])
+        if w in _LEVEL and (w.startswith("--") <= lead): v, q = v + _LEVEL[w][0], q + _LEVEL[w][1]
+        else: rest.append(w)
+    return v, q, rest
+
 # %% ../nbs/20_cli.ipynb #c008
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, IsADirectoryError)  # bad input, not a bug
+
+def _message(e: BaseException) -> str:
+    "The error's text (a KeyError's without its quotes), problems on their own indented lines."
+    return str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip()
+
 def main(argv: list[str] | None = None):
     "Entry point of the `relgraph` console command."
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv; argv = [w for w in argv if w != "--debug"]
+    verbose, quiet, argv = _verbosity(argv)
+    if argv[:1] == ["--version"]: print(f"relgraph {__version__}"); return
     if not argv or argv[0] in ("-h", "--help"): print(usage()); return
+    if argv[0] in groups() and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        if len(argv) == 1: raise SystemExit(usage(argv[0]))
+        print(usage(argv[0])); return
     try: name, rest = resolve(argv)
     except ValueError as e: raise SystemExit(str(e)) from None
     func = load(name)
     args = parser(func, prog=f"relgraph {name}").parse_args(rest).__dict__
     args.pop("pdb", None); args.pop("xtra", None)
-    words = [w for k in _var_positional(func) for w in args.pop(k)]
-    func(*words, **args)  # a command's return value is for Python callers; the console exit status stays 0
+    words = [w for k in _var_positional(func) for w in args.pop(k) + args.pop(f"_opt_{k}", [])]
+    set_verbosity(verbose, quiet)
+    try: func(*words, **args)  # a command's return value is for Python callers; the console exit status stays 0
+    except USER_ERRORS as e:
+        if debug: raise
+        print(f"relgraph: error: {_message(e)}", file=sys.stderr)
+        raise SystemExit(2) from None

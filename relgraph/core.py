@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c001
 from __future__ import annotations
-import contextlib, datetime as dt, difflib, hashlib, json, os, random, shutil, tempfile, threading, time
+import contextlib, datetime as dt, difflib, hashlib, json, logging, os, shutil, sys, tempfile, threading, time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -13,7 +13,8 @@ import polars as pl
 
 # %% auto #0
 __all__ = ['TIME_UNIT', 'TIME_DTYPE', 'timestamp', 'as_time', 'is_time_dtype', 'to_pandas', 'ns_epoch', 'atomic_path',
-           'write_json', 'config_hash', 'Registry', 'seed_everything', 'get_device', 'progress', 'measure']
+           'write_json', 'config_hash', 'Registry', 'seed_everything', 'get_device', 'progress', 'get_logger',
+           'set_verbosity', 'measure']
 
 # %% ../nbs/00_core.ipynb #c005
 TIME_UNIT = "ns"  # the one time unit relgraph uses inside polars frames and in every file it writes
@@ -114,11 +115,9 @@ class Registry(dict):
 
 # %% ../nbs/00_core.ipynb #c024
 def seed_everything(seed: int) -> None:
-    "Seed python, numpy and torch (CPU and CUDA) for a reproducible run."
-    random.seed(seed); np.random.seed(seed)
-    import torch
-    torch.manual_seed(seed)
-    if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
+    "Seed python, numpy and torch (CPU and CUDA) for a reproducible run: PyG's `seed_everything`, imported when called."
+    from torch_geometric import seed_everything as _pyg_seed_everything
+    _pyg_seed_everything(seed)
 
 def get_device(device: str = "auto") -> "torch.device":
     "`cuda` when present and `device='auto'`, else the device named."
@@ -132,6 +131,35 @@ def progress(it: Iterable, desc: str | None = None, total: int | None = None, le
     from tqdm.auto import tqdm
     disable = os.environ.get("RELGRAPH_PROGRESS", "1") == "0"
     return tqdm(it, desc=desc, total=total, leave=leave, disable=disable, **kw)
+
+# %% ../nbs/00_core.ipynb #lg01
+def get_logger(name: str = "") -> logging.Logger:
+    "The `relgraph` logger, or its child `relgraph.<name>` (a module's `__name__` works too)."
+    name = name.removeprefix("relgraph").lstrip(".")
+    return logging.getLogger("relgraph" + (f".{name}" if name else ""))
+
+class _StderrHandler(logging.StreamHandler):
+    "A handler writing to whatever `sys.stderr` is when a message comes (captured and redirected output too)."
+    _sys = sys  # held by the class: module globals may be gone when logging flushes at exit
+    def __init__(self): super().__init__(); self.setFormatter(logging.Formatter("%(levelprefix)s%(message)s"))
+    @property
+    def stream(self): return self._sys.stderr
+    @stream.setter
+    def stream(self, value): pass
+    def emit(self, record):
+        record.levelprefix = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        super().emit(record)
+
+# %% ../nbs/00_core.ipynb #lg02
+def set_verbosity(verbose: int = 0,  # each one step more detail: 1 DEBUG
+                  quiet: int = 0,    # each one step less: 1 WARNING, 2 ERROR
+                 ) -> int:
+    "Show `relgraph` log messages on stderr at INFO, more with `verbose`, less with `quiet`; returns the level."
+    level = min(max(logging.INFO + 10 * (quiet - verbose), logging.DEBUG), logging.CRITICAL)
+    log = get_logger()
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers): log.addHandler(_StderrHandler())
+    log.setLevel(level); log.propagate = False
+    return level
 
 # %% ../nbs/00_core.ipynb #c028
 def _status_kb(key: str) -> int | None:

@@ -4,17 +4,18 @@
 
 # %% ../nbs/02b_datasets.ipynb #c001
 from __future__ import annotations
-import inspect
+import functools, hashlib, inspect, json
 from pathlib import Path
 
 import yaml
 
-from .core import Registry
+from .core import Registry, config_hash
 from .database import Database
 
 # %% auto #0
 __all__ = ['DATASETS', 'data_params', 'check_data_params', 'synthetic', 'relbench', 'files', 'sql', 'load_dataset',
-           'load_dataset_task', 'dataset_label']
+           'load_dataset_task', 'dataset_label', 'file_fingerprint', 'source_fingerprint', 'data_fingerprint',
+           'task_fingerprint']
 
 # %% ../nbs/02b_datasets.ipynb #c004
 DATASETS = Registry("dataset")  # name -> load(**data) -> Database; meta: label(data) -> str, task(db, name, data) -> EntityTask
@@ -118,3 +119,69 @@ def dataset_label(name: str, data: dict | None = None) -> str:
     "A short readable name of a dataset and its parameters (for run ids and tables)."
     label = getattr(DATASETS[name], "label", None)
     return label(check_data_params(name, data or {})) if label else name
+
+# %% ../nbs/02b_datasets.ipynb #f001
+def file_fingerprint(*paths) -> str:
+    "A short sha256 of the contents of `paths` (files, or every file below a folder), in name order: content, not location."
+    h = hashlib.sha256()
+    for root in map(Path, paths):
+        files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+        for f in files:
+            h.update(str(f.relative_to(root) if f != root else f.name).encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
+    return h.hexdigest()[:16]
+
+def source_fingerprint(*objs) -> str:
+    "A short sha256 of the source code of functions or modules (their repr where no source is available)."
+    def src(o):
+        try: return inspect.getsource(o)
+        except (OSError, TypeError): return repr(o)
+    return hashlib.sha256("\n".join(map(src, objs)).encode()).hexdigest()[:16]
+
+# %% ../nbs/02b_datasets.ipynb #f002
+def _synthetic_fp(data: dict) -> str:
+    import relgraph.synthetic
+    return config_hash(dict(data=data, generator=source_fingerprint(relgraph.synthetic)), 16)
+
+def _folder_fp(data: dict) -> str:
+    return file_fingerprint(*[p for p in (Path(data["path"])/"manifest.yaml", Path(data["path"])/"db") if p.exists()])
+
+def _files_fp(data: dict) -> str:
+    schema = _schema(data["schema"]); path = Path(data["path"])
+    files = [f for t in schema for f in path.glob(f"{t}.*")]
+    return config_hash(dict(files=file_fingerprint(*files) if files else None, schema=schema,
+                            val=str(data.get("val_timestamp")), test=str(data.get("test_timestamp"))), 16)
+
+def _sql_fp(data: dict) -> str:
+    return config_hash(dict(file=file_fingerprint(data["path"]), schema=data.get("schema"),
+                            val=str(data.get("val_timestamp")), test=str(data.get("test_timestamp"))), 16)
+
+synthetic.fingerprint, relbench.fingerprint, files.fingerprint, sql.fingerprint = _synthetic_fp, _folder_fp, _files_fp, _sql_fp
+
+# %% ../nbs/02b_datasets.ipynb #f003
+@functools.lru_cache(maxsize=64)
+def _data_fp(name: str, data: str, stamp: str) -> str:
+    data = json.loads(data); fp = getattr(DATASETS[name], "fingerprint", None)
+    return fp(data) if fp else load_dataset(name, data).fingerprint()
+
+def _stamp(data: dict) -> str:
+    "Sizes and modification times of the files under `data['path']`: when they change, the content is hashed again."
+    p = Path(str(data.get("path") or ""))
+    if not data.get("path") or not p.exists(): return ""
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    return json.dumps([(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
+def data_fingerprint(name: str, data: dict | None = None) -> str:
+    "A hash of the content of dataset `name` with parameters `data` (cached in this process while its files are unchanged)."
+    data = check_data_params(name, data or {})
+    return _data_fp(name, json.dumps(data, sort_keys=True, default=str), _stamp(data))
+
+def task_fingerprint(name: str, data: dict | None, task: str) -> str:
+    "A hash of the definition of `task`: its stored files, or the code of its registered function; an error when neither exists."
+    from relgraph import tasks as T
+    data = check_data_params(name, data or {})
+    stored = Path(str(data.get("path") or ""))/"tasks"/task
+    if getattr(DATASETS[name], "task", None) and data.get("path") and stored.is_dir(): return file_fingerprint(stored)
+    if task in T.TASKS: return source_fingerprint(T.TASKS[task], T)
+    raise ValueError(f"task {task!r} is neither stored with dataset {name!r} nor registered; registered tasks: {', '.join(T.TASKS)}")

@@ -4,22 +4,29 @@
 
 # %% ../nbs/21_docs.ipynb #c001
 from __future__ import annotations
-import base64, hashlib, json, os, re, shutil, subprocess, sys, tempfile, time
+import base64, contextlib, hashlib, inspect, json, os, re, shutil, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from fastcore.basics import patch
+from fastcore.docments import docments, qual_name
 
 from .core import atomic_path, write_json
 
 # %% auto #0
-__all__ = ['GUIDES', 'doc_notebooks', 'strip_directives', 'read_cells', 'runs_cell', 'execute_cells', 'cache_key',
-           'execute_notebook', 'fence', 'render_output', 'page_markdown', 'api_index', 'link_names', 'readme_markdown',
-           'write_readme', 'write_pages', 'mkdocs_build', 'build_site', 'docs_cli']
+__all__ = ['GUIDES', 'QUARTO_MISSING', 'doc_notebooks', 'strip_directives', 'read_cells', 'runs_cell', 'execute_cells',
+           'cache_key', 'execute_notebook', 'fence', 'render_output', 'param_table', 'source_url', 'ApiCard',
+           'page_markdown', 'api_index', 'link_names', 'readme_markdown', 'write_readme', 'write_pages', 'mkdocs_build',
+           'build_site', 'docs_cli', 'broken_links', 'quarto_cli', 'quarto_main']
 
 # %% ../nbs/21_docs.ipynb #c005
 GUIDES = {"tutorial.ipynb": "Tutorial",                    # notebook -> navigation title, in order
           "byo_database.ipynb": "Bring your own database",
           "running_on_kaggle.ipynb": "Running on Kaggle",
-          "extending.ipynb": "Extending relgraph"}
+          "extending.ipynb": "Extending relgraph",
+          "bad_input.ipynb": "What relgraph does with bad input"}
 _numbered = re.compile(r"^\d+[a-z]?_.+\.ipynb$")
 
 def doc_notebooks(nbs: Path | str) -> list[Path]:
@@ -64,6 +71,8 @@ def runs_cell(cell: dict, skip_flags=("slow", "cuda")) -> bool:
     if d.get("eval:", [""])[0].lower() == "false": return False
     return not set(skip_flags) & set(d)
 
+_SHOW_DOC = "from functools import partial\nfrom nbdev.showdoc import show_doc\nfrom relgraph.docs import ApiCard\nshow_doc = partial(show_doc, renderer=ApiCard)"
+
 def execute_cells(path: str, dest: str, skip_flags: str = "slow cuda", timeout: int = 600):
     "Run notebook `path` in this process with execnb and write its record (frontmatter, cells, outputs, error) to `dest`."
     from execnb.shell import CaptureShell
@@ -71,14 +80,15 @@ def execute_cells(path: str, dest: str, skip_flags: str = "slow cuda", timeout: 
     path, t0 = Path(path).resolve(), time.time()
     fm, cells = read_cells(path)
     shell, error = CaptureShell(path, timeout=timeout), None
-    shell.run("from nbdev.showdoc import show_doc")
+    shell.run(_SHOW_DOC)
     with working_directory(path.parent):
         for i, c in enumerate(cells):
             if not runs_cell(c, skip_flags.split()): continue
             c["outputs"] = [dict(o) for o in shell.run(c["source"])]
             if shell.exc is not None:
                 error = dict(cell=i, message=f"{type(shell.exc).__name__}: {shell.exc}"); break
-    write_json(dict(notebook=path.name, frontmatter=fm, cells=cells, error=error, seconds=round(time.time() - t0, 1)), dest)
+    write_json(dict(notebook=path.name, frontmatter=fm, cells=cells, error=error, seconds=round(time.time() - t0, 1),
+                    cpus=os.cpu_count()), dest)
 
 # %% ../nbs/21_docs.ipynb #c014
 def cache_key(nb: Path, lib: Path | None = None, skip_flags: str = "slow cuda") -> str:
@@ -87,27 +97,34 @@ def cache_key(nb: Path, lib: Path | None = None, skip_flags: str = "slow cuda") 
     for p in sorted(Path(lib).rglob("*.py")) if lib else []: h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
-def execute_notebook(nb: Path, cache: Path, lib: Path | None = None, skip_flags: str = "slow cuda",
-                     force: bool = False, timeout: int = 900,
-                     threads: int | None = None) -> dict:   # CPU threads of the child (OMP/MKL/torch); default: as set
+def execute_notebook(nb: Path,                  # the notebook
+                     cache: Path,               # folder of cached records
+                     lib: Path | None = None,   # package folder whose source is part of the cache key
+                     skip_flags: str = "slow cuda", # cells with these flags are shown, not run
+                     force: bool = False,       # run even when a cached record exists
+                     timeout: int = 900,        # seconds before the child is stopped
+                     threads: int | None = None, # CPU threads of the child (OMP/MKL/torch); default: as set
+                     on_run=None,               # called with `nb` before it runs (not when cached)
+                    ) -> dict:
     "The executed record of notebook `nb`, from `cache` when its key matches, else run in a child process."
     nb, cache = Path(nb).resolve(), Path(cache)
-    dest = cache / f"{nb.stem}-{cache_key(nb, lib, skip_flags)}.json"
+    dest, cached, t0 = cache / f"{nb.stem}-{cache_key(nb, lib, skip_flags)}.json", True, time.time()
     if force or not dest.exists():
+        cached = False
+        if on_run: on_run(nb)
         cache.mkdir(parents=True, exist_ok=True)
         for old in cache.glob(f"{nb.stem}-*.json"): old.unlink()
         env = {**os.environ, "RELGRAPH_PROGRESS": "0", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
         if threads: env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         code = f"from relgraph.docs import execute_cells; execute_cells({str(nb)!r}, {str(dest)!r}, {skip_flags!r})"
         try: r = subprocess.run([sys.executable, "-c", code], cwd=nb.parent, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired: return dict(notebook=nb.name, frontmatter={}, cells=[], error=dict(cell=None, message=f"took more than {timeout} s"))
+        except subprocess.TimeoutExpired: return dict(notebook=nb.name, frontmatter={}, cells=[], cached=False, error=dict(cell=None, message=f"took more than {timeout} s"))
         if not dest.exists():
-            return dict(notebook=nb.name, frontmatter={}, cells=[], error=dict(cell=None, message=f"executor crashed:\n{r.stderr[-3000:]}"))
-    return json.loads(dest.read_text())
+            return dict(notebook=nb.name, frontmatter={}, cells=[], cached=False, error=dict(cell=None, message=f"executor crashed:\n{r.stderr[-3000:]}"))
+    return json.loads(dest.read_text()) | dict(cached=cached, wall=round(time.time() - t0, 1))   # wall: with process start
 
 # %% ../nbs/21_docs.ipynb #c019
 _ansi = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_source_link = re.compile(r"^\[source\]\(.*$", re.M)
 
 def fence(text: str, lang: str = "") -> str:
     "`text` as a fenced code block that survives backticks inside it."
@@ -129,10 +146,74 @@ def render_output(out: dict, save_image) -> str:
             w = out.get("metadata", {}).get(mime, {}).get("width")
             return f"![]({save_image(base64.b64decode(_text(data[mime])), ext)})" + (f'{{ width="{w}" }}' if w else "")
     if "image/svg+xml" in data: return f"![]({save_image(_text(data['image/svg+xml']).encode(), 'svg')})"
-    if "text/markdown" in data: return _source_link.sub("", _text(data["text/markdown"])).strip()
+    if "text/markdown" in data: return _text(data["text/markdown"]).strip()
     if "text/html" in data: return f'<div class="nb-html" markdown="0">\n{_text(data["text/html"]).strip()}\n</div>'
     if "text/plain" in data: return fence(_ansi.sub("", _text(data["text/plain"])), "text")
     return ""
+
+# %% ../nbs/21_docs.ipynb #a02
+def _anno(a) -> str:
+    "An annotation as code ('' when there is none)."
+    if a is None or a is inspect.Parameter.empty: return ""
+    return f"`{a if isinstance(a, str) else inspect.formatannotation(a)}`"
+
+def _default(d) -> str: return "" if d is inspect.Parameter.empty else f"`{getattr(d, '__name__', None) or repr(d)}`"
+
+def param_table(sym) -> str:
+    "Markdown table of the parameters of `sym` (type, default, docment) from fastcore's `docments(sym, full=True)`; '' without docments."
+    try: dm = docments(sym, full=True)
+    except (OSError, TypeError, ValueError, SyntaxError): return ""   # no source (builtins, C extensions)
+    cell = lambda s: (s or "").replace("|", "\\|").replace("\n", "<br>")
+    rows = [(f"`{k}`", _anno(v.get("anno")), _default(v.get("default", inspect.Parameter.empty)), cell(v.get("docment")))
+            for k, v in dm.items() if k not in ("self", "return")]
+    ret = dm.get("return") or {}
+    if not inspect.isclass(sym) and (ret.get("docment") or _anno(ret.get("anno"))):
+        rows.append(("**Returns**", _anno(ret.get("anno")), "", cell(ret.get("docment"))))
+    if not any(r[3] for r in rows): return ""                           # as nbdev: no docments, no table
+    return "\n".join(["| Parameter | Type | Default | Details |", "|---|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in rows])
+
+# %% ../nbs/21_docs.ipynb #a04
+def source_url(sym) -> str | None:
+    "GitHub URL of the line defining `sym` in the package (nbdev's symbol index, settings.ini `git_url` and `branch`)."
+    from nbdev.doclinks import NbdevLookup
+    nm, mod, look = qual_name(sym), getattr(sym, "__module__", None), NbdevLookup()
+    names = ([f"{mod}.{nm}"] if mod not in (None, "__main__", "builtins") else []) + [nm]
+    urls = [u for u in map(look.code, names) if u]
+    return next((u for u in urls if not u.endswith("#LNone")), urls[0].removesuffix("#LNone") if urls else None)
+
+def _param(p: inspect.Parameter) -> str:
+    "`name: anno = default` as written in the source."
+    a = _anno(p.annotation).strip("`")
+    s = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name + (f": {a}" if a else "")
+    return s if p.default is p.empty else s + (" = " if a else "=") + (getattr(p.default, "__name__", None) or repr(p.default))
+
+def _signature(sym, nm: str) -> str:
+    "`def nm(...)` or `class nm(...)`, one parameter a line when long; annotations as written."
+    try: sig = inspect.signature(sym)
+    except (TypeError, ValueError): return ""
+    kw = "class" if inspect.isclass(sym) else "async def" if inspect.iscoroutinefunction(sym) else "def"
+    ps, star = [], any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
+    for p in sig.parameters.values():
+        if p.name == "self": continue
+        if p.kind is p.KEYWORD_ONLY and not star: ps.append("*"); star = True
+        ps.append(_param(p))
+    ret = f" -> {_anno(sig.return_annotation).strip('`')}" if _anno(sig.return_annotation) and kw != "class" else ""
+    one = f"{kw} {nm}({', '.join(ps)}){ret}"
+    return one if len(one) <= 100 else f"{kw} {nm}(\n" + "".join(f"    {p},\n" for p in ps) + f"){ret}"
+
+# %% ../nbs/21_docs.ipynb #a06
+class ApiCard:
+    "show_doc renderer of the site: source link, signature, docstring and docments table of `sym`."
+    def __init__(self, sym, name: str | None = None, title_level: int = 3):
+        self.sym, self.nm, self.level = sym, name or qual_name(sym), title_level
+
+@patch
+def _repr_markdown_(self: ApiCard) -> str:
+    url = source_url(self.sym)
+    parts = [f'[source]({url}){{.api-source target="_blank"}}'] if url else []
+    parts += [f"{'#' * self.level} {self.nm}", fence(_signature(self.sym, self.nm), "python"),
+              inspect.getdoc(self.sym) or "", param_table(self.sym)]
+    return "\n\n".join(p for p in parts if p)
 
 # %% ../nbs/21_docs.ipynb #c023
 def _hidden(c: dict) -> bool:
@@ -154,21 +235,64 @@ def _cell_md(c: dict, save_image, skip_flags, executed: bool = True) -> list[str
         if key in seen: continue
         seen.add(key); outs.append(render_output(o, save_image))
     outs = [o for o in outs if o]
-    if c["show_doc"] and outs:   # the API card: show_doc's markdown in a box, without its leading rule
+    if c["show_doc"] and outs:   # the API card in a box (nbdev's own renderer starts with a rule)
         outs = ['<div class="api-card" markdown="1">\n\n' + "\n\n".join(outs).removeprefix("---").strip() + "\n\n</div>"]
     return [p for p in parts + outs if p]
 
+def _is_export(c: dict) -> bool: return c["kind"] == "code" and bool({"export", "exports", "exporti"} & set(c["directives"]))
+
+def _groups(cells: list[dict], fold: bool) -> list[tuple[str, list[dict]]]:
+    "Cells as ('markdown'|'open'|'fold', cells): with `fold`, a fold runs from an exported cell to the next markdown cell."
+    out = []
+    for c in cells:
+        start = fold and _is_export(c)
+        if c["kind"] == "markdown" or start or not out or out[-1][0] == "markdown":
+            out.append(("markdown" if c["kind"] == "markdown" else "fold" if start else "open", [c]))
+        else: out[-1][1].append(c)
+    return out
+
+def _card_order(cells: list[dict]) -> list[dict]:
+    "The show_doc cells of `cells` in the order their names are defined in the exported code."
+    code = "\n".join(c["source"] for c in cells if _is_export(c))
+    def pos(c):
+        nm = c["source"].strip().removeprefix("show_doc(").removesuffix(")").split(".")[-1]
+        return min([i for i in (code.find(f"def {nm}("), code.find(f"class {nm}")) if i >= 0] or [len(code)])
+    return sorted((c for c in cells if c["show_doc"]), key=pos)
+
+def _details(summary: str, blocks: list[str]) -> str:
+    "A folded box (MkDocs Material's collapsible admonition) holding markdown `blocks`."
+    return f'<details class="example" markdown="1">\n<summary>{summary}</summary>\n\n' + "\n\n".join(blocks) + "\n\n</details>"
+
 # %% ../nbs/21_docs.ipynb #c024
+def _duration(s: float) -> str: return f"{s:.0f} s" if s < 90 else f"{s // 60:.0f} min {s % 60:.0f} s"
+
+def _timing(rec: dict, skip_flags) -> str:
+    "How long the notebook of `rec` ran, and how many cells the build skipped."
+    n = sum(c["kind"] == "code" and "outputs" not in c and bool(set(skip_flags) & set(c["directives"])) for c in rec["cells"])
+    cpus = f" on {rec['cpus']} CPU cores" if rec.get("cpus") else ""
+    skipped = f"; {n} cell{'s' * (n != 1)} flagged {'/'.join(skip_flags)} shown, not run" if n else ""
+    return f'<p class="nb-timing">This page ran in {_duration(rec["seconds"])}{cpus} when the site was built{skipped}.</p>'
+
 def page_markdown(rec: dict, save_image, skip_flags=("slow", "cuda"),
-                  index: dict | None = None, page: str = "") -> str:
+                  index: dict | None = None, page: str = "",
+                  fold: bool = False,   # API cards first, implementation and tests folded (reference pages)
+                 ) -> str:
     "The markdown page of an executed notebook record (names in `index` linked to their API cards)."
-    fm, parts = rec["frontmatter"], []
+    fm, parts, executed = rec["frontmatter"], [], "error" in rec
     if fm.get("title"): parts.append(f"# {fm['title']}")
     if fm.get("description"): parts.append(f"> {fm['description']}")
+    if rec.get("seconds") is not None: parts.append(_timing(rec, skip_flags))
     if rec.get("error"): parts.append(f'!!! failure "This notebook failed in the docs build"\n\n    {rec["error"]["message"].splitlines()[0]}')
-    for c in rec["cells"]:
-        if c["kind"] == "markdown": parts.append(link_names(_links(c["source"]), index, page) if index else _links(c["source"]))
-        elif not _hidden(c): parts += _cell_md(c, save_image, skip_flags, "error" in rec)
+    md = lambda c: [*_cell_md(c, save_image, skip_flags, executed)] if not _hidden(c) else []
+    for kind, cells in _groups(rec["cells"], fold):
+        if kind == "markdown": parts.append(link_names(_links(cells[0]["source"]), index, page) if index else _links(cells[0]["source"]))
+        elif kind == "open": parts += [b for c in cells for b in md(c)]
+        elif not any(c["show_doc"] for c in cells): parts += [b for c in cells for b in md(c)]   # imports, constants: open
+        else:
+            body = [b for c in cells if not c["show_doc"] for b in md(c)]
+            tests = any(not _is_export(c) and not c["show_doc"] and not _hidden(c) for c in cells)
+            parts += [b for c in _card_order(cells) for b in md(c)]
+            if body: parts.append(_details("Implementation and tests" if tests else "Implementation", body))
     return "\n\n".join(parts) + "\n"
 
 # %% ../nbs/21_docs.ipynb #c027
@@ -224,14 +348,15 @@ def _nav(recs: dict[str, dict]) -> list:
     return nav + ([{"Reference": ref}] if ref else [])
 
 def write_pages(recs: dict[str, dict], docs_dir: Path, skip_flags=("slow", "cuda")):
-    "Write one markdown page per record, and its figures under `figures/<page>/`, into `docs_dir`."
+    "Write one markdown page per record (reference pages folded), and its figures under `figures/<page>/`, into `docs_dir`."
     index = api_index(recs)
     for stem, rec in recs.items():
         def save(b, ext, stem=stem, n=[0]):
             rel = f"figures/{stem}/{n[0]}.{ext}"; n[0] += 1
             (docs_dir / rel).parent.mkdir(parents=True, exist_ok=True); (docs_dir / rel).write_bytes(b)
             return rel
-        (docs_dir / f"{stem}.md").write_text(page_markdown(rec, save, skip_flags, index, stem))
+        fold = bool(_numbered.match(stem + ".ipynb"))
+        (docs_dir / f"{stem}.md").write_text(page_markdown(rec, save, skip_flags, index, stem, fold=fold))
 
 # %% ../nbs/21_docs.ipynb #c034
 def mkdocs_build(docs_dir: Path, site_dir: Path, config: Path, nav: list):
@@ -246,11 +371,18 @@ def mkdocs_build(docs_dir: Path, site_dir: Path, config: Path, nav: list):
     build(cfg)
 
 # %% ../nbs/21_docs.ipynb #c035
+def _progress(i: int, n: int, stem: str, rec: dict) -> str:
+    "One line per finished page: cached, or how long it ran; failures named."
+    how = "cached" if rec.get("cached") else f"ran in {_duration(rec.get('wall') or 0)}"
+    err = f"  FAILED: {rec['error']['message'].splitlines()[0]}" if rec.get("error") else ""
+    return f"[{i:>{len(str(n))}}/{n}] {stem:<22} {how}{err}"
+
 def build_site(out: str | Path = "_docs", # folder the site is written to
                force: bool = False,         # re-execute every notebook, even those with a cached record
                workers: int = 2,            # notebooks executed at once
                root: Path | None = None,    # project folder (default: the one holding settings.ini)
                only: list[str] | None = None, # page names (notebook stems) to build, for a quick preview; default all
+               quiet: bool = False,         # print no progress
               ) -> dict:
     "Execute the documented notebooks (cached), write their pages and build the site; returns {page: record}."
     from nbdev.config import get_config
@@ -261,22 +393,98 @@ def build_site(out: str | Path = "_docs", # folder the site is written to
     if out.exists() and any(out.iterdir()) and not (out / "index.html").exists():   # MkDocs empties the folder first
         raise ValueError(f"{out} is not empty and holds no built site; refusing to replace its contents")
     nbs = [p for p in doc_notebooks(cfg.nbs_path) if only is None or p.stem in only]
+    say = (lambda *a: None) if quiet else (lambda s: print(s, flush=True))
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))   # notebooks side by side share the cores, never oversubscribe
-    run = lambda nb: execute_notebook(nb, root / ".cache" / "docs", cfg.lib_path, flags, force, threads=threads)
+    lock, done, t0 = threading.Lock(), [0], time.time()
+    def run(nb):
+        rec = execute_notebook(nb, root / ".cache" / "docs", cfg.lib_path, flags, force, threads=threads,
+                               on_run=lambda p: say(f"running {p.name} ..."))
+        with lock: done[0] += 1; say(_progress(done[0], len(nbs), nb.stem, rec))
+        return rec
     with ThreadPoolExecutor(max(1, workers)) as ex: recs = dict(zip([p.stem for p in nbs], ex.map(run, nbs)))
+    t1 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         write_pages(recs, Path(tmp), tuple(flags.split()))
         mkdocs_build(Path(tmp), out, root / "docs" / "mkdocs.yml", _nav(recs))
+    ran = sum(not r.get("cached") for r in recs.values())
+    say(f"notebooks: {ran} ran, {len(recs) - ran} cached, {_duration(t1 - t0)}; MkDocs: {_duration(time.time() - t1)}")
     return recs
 
 # %% ../nbs/21_docs.ipynb #c036
 def docs_cli(out: str = "_docs",     # folder the site is written to (relative to the project folder)
              execute: bool = False,  # re-execute every notebook even where a cached execution of the same source exists
+             only: str = "",         # comma-separated page names (e.g. index,00_core) for a quick partial build
             ):
     "Build the documentation site from nbs/ into `out`, and README.md from nbs/index.ipynb."
     t0 = time.time()
-    recs = build_site(out, force=execute)
+    recs = build_site(out, force=execute, only=[s.strip() for s in only.split(",") if s.strip()] or None)
     readme = write_readme()
     failed = {k: r["error"]["message"].splitlines()[0] for k, r in recs.items() if r.get("error")}
-    print(f"relgraph docs: {len(recs)} pages in {out}/ and {readme.name} in {time.time() - t0:.0f} s")
+    print(f"relgraph docs: {len(recs)} pages in {out}/ and {readme.name} in {_duration(time.time() - t0)}")
     if failed: raise SystemExit("relgraph docs: notebooks failed in the build:\n" + "\n".join(f"  {k}: {m}" for k, m in failed.items()))
+
+# %% ../nbs/21_docs.ipynb #l02
+class _Refs(HTMLParser):
+    "The ids, and the (tag, link) pairs of href/src attributes, of one HTML page."
+    def __init__(self):
+        super().__init__(); self.ids, self.links = set(), []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"): self.ids.add(a["id"])
+        self.links += [(tag, a[k]) for k in ("href", "src") if a.get(k)]
+
+def _read_refs(p: Path) -> _Refs:
+    r = _Refs(); r.feed(p.read_text(errors="replace")); return r
+
+def broken_links(site: Path | str,       # a built site folder
+                 pages: set[str] = frozenset(), # page names (stems) that may be linked though not built here
+                ) -> list[str]:
+    "Links inside the built `site` to a missing file or a missing `#anchor`, as 'page: link (why)' lines."
+    site = Path(site).resolve()
+    refs = {p: _read_refs(p) for p in sorted(site.rglob("*.html"))}
+    bad = []
+    for page, r in refs.items():
+        for tag, link in r.links:
+            u = urlsplit(link)
+            if u.scheme or u.netloc or link.startswith(("mailto:", "javascript:", "data:")): continue
+            base = site if u.path.startswith("/") else page.parent                # "/x": from the site root (404.html)
+            target = (base / unquote(u.path).lstrip("/")).resolve() if u.path else page
+            if u.path.endswith("/") or target.is_dir(): target = target / "index.html"
+            rel = page.relative_to(site)
+            if not target.exists():
+                if not (target.suffix in (".html", ".md") and target.parent == site and target.stem in pages):   # MkDocs keeps x.md
+                    bad.append(f"{rel}: {link} (no such file)")
+            elif u.fragment and target.suffix == ".html" and unquote(u.fragment) not in refs.get(target, _Refs()).ids:
+                bad.append(f"{rel}: {link} (no id {u.fragment!r})")
+    return bad
+
+# %% ../nbs/21_docs.ipynb #q02
+_QUARTO_HOMES = ("/opt/quarto/bin/quarto", "/usr/lib/rstudio/resources/app/bin/quarto/bin/quarto", "/Applications/quarto/bin/quarto")
+QUARTO_MISSING = "quarto: Quarto is not installed; relgraph builds its documentation with `relgraph docs` (MkDocs, offline)"
+
+def _real_quarto() -> str | None:
+    "A Quarto other than this stand-in: on the PATH or where its installers put it."
+    if os.environ.get("RELGRAPH_QUARTO_STANDIN"): return None      # already delegated once: never loop
+    found = [shutil.which("quarto", path=d) for d in os.environ.get("PATH", "").split(os.pathsep)] + list(_QUARTO_HOMES)
+    for p in filter(None, found):
+        if Path(p).is_file() and os.access(p, os.X_OK) and b"relgraph.docs" not in Path(p).read_bytes()[:4096]: return p
+    return None
+
+# %% ../nbs/21_docs.ipynb #q03
+def quarto_cli(argv: list[str] | None = None) -> int:
+    "The `quarto` command where Quarto is missing: `render` as nbdev_docs/nbdev_readme use it, else one line."
+    args = sys.argv[1:] if argv is None else argv
+    if (real := _real_quarto()):
+        os.environ["RELGRAPH_QUARTO_STANDIN"] = "1"; os.execv(real, [real, *args])
+    if args[:1] != ["render"]: print(QUARTO_MISSING, file=sys.stderr); return 1
+    from nbdev.config import get_config
+    cfg = get_config.__wrapped__()   # from the working folder, uncached
+    out = Path.cwd() / cfg.doc_path.name   # nbdev moves Quarto's output from here
+    if "-o" in args and args[args.index("-o") + 1].endswith(".md"):     # nbdev_readme: render one notebook to markdown
+        out.mkdir(parents=True, exist_ok=True)
+        write_readme(cfg.nbs_path / Path(args[1]).name, out / args[args.index("-o") + 1]); return 0
+    print("quarto: not installed; nbdev_docs builds the MkDocs site of `relgraph docs` instead", file=sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr): build_site(out, root=cfg.config_path)   # nbdev captures stdout
+    return 0
+
+def quarto_main(): sys.exit(quarto_cli())

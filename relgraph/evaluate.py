@@ -107,15 +107,18 @@ def choose_threshold(y_val,              # validation labels, 0/1
                      s_val,              # validation scores
                      metric: str = "youden",  # 'youden' (= balanced accuracy), 'f1', 'accuracy' or 'balanced_accuracy'
                      default: float = 0.5,  # returned (with a warning) when y_val has a single class
+                     tol: float = 0.01,     # thresholds within `tol` of the best `metric` count as equally good
                     ) -> float:
-    "The score threshold maximising `metric` on validation (the highest one among ties)."
+    "The threshold maximising `metric` on validation; among near-ties, the one predicting the val positive share best."
     if metric not in _CHOOSE: raise ValueError(f"choose_threshold: metric must be one of {', '.join(_CHOOSE)}, not {metric!r}")
     y, s = _check(y_val, s_val)
     if _one_class(y):
         warnings.warn(f"choose_threshold: y_val has a single class (all {y[0]}); using the default threshold {default}", stacklevel=2)
         return float(default)
     thr, tp, fp, P, N = _counts_at_thresholds(y, s)
-    return float(thr[np.argmax(_CHOOSE[metric](tp, fp, P, N))])
+    score = _CHOOSE[metric](tp, fp, P, N)
+    near = np.nonzero(score >= score.max() - tol)[0]          # a flat top: pick within it, not by its noise
+    return float(thr[near[np.argmin(np.abs((tp[near] + fp[near]) / (P + N) - P / (P + N)))]])
 
 # %% ../nbs/12_evaluate.ipynb #65e366b4
 def _check_values(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -199,22 +202,21 @@ def summarize_seeds(runs: list[dict],   # one metric dict per seed (e.g. from `e
 # %% ../nbs/12_evaluate.ipynb #c026
 def roc_pr_figure(y_true,              # 0/1 labels
                   y_score,             # scores, or {name: scores} to compare models on the same labels
-                  title: str | None = None):
-    "ROC and precision-recall curves side by side; returns the Figure."
+                  title: str | None = None):  # the figure's title (default: 'ROC and precision-recall curves')
+    "ROC and precision-recall curves side by side (scikit-learn's displays); returns the Figure."
     import matplotlib.pyplot as plt
     scores = y_score if isinstance(y_score, dict) else {"model": y_score}
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4))
-    for name, sc in scores.items():
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4.2), layout="constrained")
+    for i, (name, sc) in enumerate(scores.items()):
         y, s = _check(y_true, sc)
         if _one_class(y): raise ValueError("roc_pr_figure: y_true has a single class; ROC and PR curves are undefined")
-        fpr, tpr, _ = skm.roc_curve(y, s); p, r, _ = skm.precision_recall_curve(y, s)
-        a.plot(fpr, tpr, label=f"{name} (AUROC {skm.roc_auc_score(y, s):.3f})")
-        b.step(r, p, where="post", label=f"{name} (AP {skm.average_precision_score(y, s):.3f})")
-    a.plot([0, 1], [0, 1], "k--", lw=0.8); b.axhline(y.mean(), color="k", ls="--", lw=0.8)
-    a.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC"); b.set(xlabel="recall", ylabel="precision", title="precision-recall")
-    for ax in (a, b): ax.legend(loc="lower right", fontsize=8)
-    if title: fig.suptitle(title)
-    fig.tight_layout(); plt.close(fig)
+        last = i == len(scores) - 1   # one chance line per panel
+        skm.RocCurveDisplay.from_predictions(y, s, name=name, ax=a, plot_chance_level=last)
+        skm.PrecisionRecallDisplay.from_predictions(y, s, name=name, ax=b, plot_chance_level=last)
+    a.set(xlabel="false positive rate (share of negatives flagged)", ylabel="true positive rate (recall)", title="ROC curve")
+    b.set(xlabel="recall (share of positives found)", ylabel="precision (share of flagged that are positive)", title="precision-recall curve")
+    for ax in (a, b): ax.legend(loc="lower right" if ax is a else "upper right", fontsize=8)
+    fig.suptitle(title or "ROC and precision-recall curves"); plt.close(fig)
     return fig
 
 # %% ../nbs/12_evaluate.ipynb #c028
@@ -222,20 +224,17 @@ def confusion_figure(cm,                           # 2x2 (or kxk) counts, e.g. `
                      labels=None,                  # class names, in the matrix's order (default 0..k-1)
                      normalize: bool = False,      # show row shares (recall per class) instead of counts
                      title: str = "confusion matrix"):
-    "The confusion matrix as an annotated heat map; returns the Figure."
+    "The confusion matrix as an annotated heat map (scikit-learn's `ConfusionMatrixDisplay`); returns the Figure."
     import matplotlib.pyplot as plt
     cm = np.asarray(cm, dtype=float)
-    labels = [str(i) for i in range(len(cm))] if labels is None else labels
+    labels = [str(i) for i in range(len(cm))] if labels is None else list(labels)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(labels):
         raise ValueError(f"confusion_figure: cm must be square with one row per label; got shape {cm.shape} and {len(labels)} labels")
-    show = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
-    fig, ax = plt.subplots(figsize=(3.6, 3.2))
-    ax.imshow(show, cmap="Blues", vmin=0)
-    for (i, j), v in np.ndenumerate(show):
-        ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", color="white" if v > show.max() / 2 else "black")
-    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
-           xlabel="predicted", ylabel="true", title=title)
-    fig.tight_layout(); plt.close(fig)
+    show = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm.astype(int)
+    fig, ax = plt.subplots(figsize=(4.2, 3.4), layout="constrained")
+    d = skm.ConfusionMatrixDisplay(show, display_labels=labels).plot(ax=ax, cmap="Blues", values_format=".2f" if normalize else "d")
+    d.im_.colorbar.set_label("share of the true class" if normalize else "rows (count)")
+    ax.set(xlabel="predicted label", ylabel="true label", title=title); plt.close(fig)
     return fig
 
 # %% ../nbs/12_evaluate.ipynb #c031
@@ -270,6 +269,6 @@ def embedding_figure(emb,                  # [N, D] node embeddings (numpy or to
     fig, ax = plt.subplots(figsize=(4.5, 4))
     if np.isnan(lab).any(): ax.scatter(*xy[np.isnan(lab)].T, s=6, c="lightgrey", label="unlabelled")
     for v in np.unique(lab[~np.isnan(lab)]): ax.scatter(*xy[lab == v].T, s=8, label=f"label {v:g}")
-    ax.set(title=title or f"embeddings ({used})", xticks=[], yticks=[]); ax.legend(fontsize=8, markerscale=2)
+    ax.set(title=title or f"embeddings ({used})", xticks=[], yticks=[], xlabel=f"{used.split()[0]} dimension 1 (no units)", ylabel=f"{used.split()[0]} dimension 2"); ax.legend(fontsize=8, markerscale=2)
     fig.tight_layout(); plt.close(fig)
     return fig

@@ -15,8 +15,9 @@ from .datasets import DATASETS, check_data_params, dataset_label, load_dataset, 
 from .registry import INPUTS, MODELS, check_model_params, consumes, load_entries, load_plugins, model_params, supports
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'RUN_KEYS', 'PRED_COLS', 'resolve_config', 'load_data', 'make_inputs', 'check_predictions', 'fit_predict',
-           'evaluate_predictions', 'graph_report_of', 'figures_of', 'save_outputs', 'run_experiment']
+__all__ = ['DEFAULTS', 'RUN_KEYS', 'PRED_COLS', 'resolve_config', 'load_data', 'InvalidSplit', 'check_split', 'make_inputs',
+           'check_predictions', 'fit_predict', 'evaluate_predictions', 'graph_report_of', 'figures_of', 'save_outputs',
+           'run_experiment']
 
 # %% ../nbs/15_experiment.ipynb #c005
 DEFAULTS = dict(
@@ -79,6 +80,17 @@ def load_data(cfg: dict) -> tuple:
     return db, load_dataset_task(cfg["dataset"], db, cfg["task"], cfg["data"])
 
 # %% ../nbs/15_experiment.ipynb #c013
+class InvalidSplit(ValueError):
+    "A split the task cannot be learnt from (one class among the training labels): recorded as `invalid`, never retried."
+
+def check_split(task, task_type) -> None:
+    "Raise `InvalidSplit` when a classification task's training labels hold fewer than two classes."
+    if task_type.name == "regression": return
+    y = task.split("train")[task.target_col].drop_nulls()
+    if y.n_unique() < 2:
+        raise InvalidSplit(f"task {task.name!r}: the train split holds {y.n_unique()} class(es) ({y.unique().to_list()[:3]}) "
+                           f"in {y.len()} label(s); a {task_type.name} model cannot learn from it")
+
 def make_inputs(cfg: dict, db, task) -> dict:
     "{input name: value} of what the configuration's model consumes."
     from relgraph.tasktypes import task_type
@@ -86,6 +98,7 @@ def make_inputs(cfg: dict, db, task) -> dict:
     if not supports(cfg["model"], tt.name):
         raise ValueError(f"model {cfg['model']!r} does not do {tt.name} (task {task.name!r}); it does: "
                          f"{', '.join(getattr(MODELS[cfg['model']], 'task_types', ())) or 'nothing declared'}")
+    check_split(task, tt)
     return {name: INPUTS[name](db, task, cfg) for name in consumes(cfg["model"])}
 
 # %% ../nbs/15_experiment.ipynb #c015

@@ -188,7 +188,7 @@ def _is_horizon(name: str) -> bool: return name.endswith(("_recency_days", "_ten
 
 def _finish(raw: pl.DataFrame, t: dt.datetime, first: dt.datetime) -> pl.DataFrame:
     "Features at `t` with nulls and NaNs filled (horizon or 0) and cast to Float32, keyed by (`__e`, `__t`)."
-    horizon = (t - first) / dt.timedelta(days=1)
+    horizon = max((t - first) / dt.timedelta(days=1), 0.0) if first is not None else 0.0   # nothing visible yet: no history
     fill = lambda c: pl.col(c).cast(pl.Float64).fill_nan(None).fill_null(horizon if _is_horizon(c) else 0.0).cast(pl.Float32)
     return raw.select("__e", pl.lit(t, dtype=TIME_DTYPE).alias("__t"), *[fill(c) for c in raw.columns if c != "__e"])
 

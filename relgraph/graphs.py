@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_graphs.ipynb #c001
 from __future__ import annotations
-import datetime as dt
+import datetime as dt, json, warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,34 @@ def snapshot_key(db: Database, task, split: str, t, builder: str = "none", build
                             split=split, t=timestamp(t), builder=builder, params=builder_params or {}, node_set=node_set,
                             features=feature_params or {}))
 
+# %% ../nbs/07_graphs.ipynb #c015a
+_CACHE_FORMAT = 1  # version of the snapshot cache files; another version is rebuilt
+
+def _json_default(v):
+    if isinstance(v, dt.datetime): return {"__datetime__": v.isoformat()}
+    raise TypeError(f"graph attribute of type {type(v).__name__} cannot be cached")
+
+def _save_graph(d: Data, path: Path):
+    "Write `d` atomically as {tensors, JSON of the other attributes}: a file that loads without running code."
+    items = d.to_dict()
+    tensors = {k: v.detach().cpu() for k, v in items.items() if isinstance(v, torch.Tensor)}
+    meta = json.dumps({k: v for k, v in items.items() if k not in tensors}, default=_json_default)
+    with atomic_path(path) as tmp: torch.save(dict(format=_CACHE_FORMAT, tensors=tensors, meta=meta), tmp)
+
+# %% ../nbs/07_graphs.ipynb #c015b
+def _load_graph(path: Path) -> Data | None:
+    "The graph cached in `path`, or None with a warning when the file is not a cache file this version wrote."
+    try:
+        obj = torch.load(path, weights_only=True, map_location="cpu")  # tensors and plain containers only: no code runs
+        ok = isinstance(obj, dict) and obj.get("format") == _CACHE_FORMAT and isinstance(obj.get("tensors"), dict) and \
+             all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj["tensors"].items()) and isinstance(obj.get("meta"), str)
+        if not ok: raise ValueError("not a relgraph snapshot cache file")
+        meta = json.loads(obj["meta"], object_hook=lambda o: dt.datetime.fromisoformat(o["__datetime__"]) if "__datetime__" in o else o)
+        return Data(**obj["tensors"], **meta)
+    except Exception as e:  # any unreadable cache is rebuilt: it holds nothing that cannot be recomputed
+        warnings.warn(f"graph cache {path}: refused ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); rebuilding it")
+        return None
+
 # %% ../nbs/07_graphs.ipynb #c016
 def snapshot_graph(db: Database,                     # the database (all times; `upto(t)` is applied inside)
                    task,                             # an `EntityTask`
@@ -89,9 +117,9 @@ def snapshot_graph(db: Database,                     # the database (all times; 
     "The PyG graph of `task`'s `split` at time `t`: features, edges and labels from the database at `t`."
     if cache_dir is None: return _make_data(db, task, split, t, builder, builder_params, node_set, feature_params)
     path = Path(cache_dir) / f"{snapshot_key(db, task, split, t, builder, builder_params, node_set, feature_params)}.pt"
-    if path.exists(): return torch.load(path, weights_only=False)
+    if path.exists() and (d := _load_graph(path)) is not None: return d
     d = _make_data(db, task, split, t, builder, builder_params, node_set, feature_params)
-    with atomic_path(path) as tmp: torch.save(d, tmp)
+    _save_graph(d, path)
     return d
 
 # %% ../nbs/07_graphs.ipynb #c021

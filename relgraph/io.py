@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_io.ipynb #c001
 from __future__ import annotations
-import datetime as dt, re, sqlite3
+import datetime as dt, re, sqlite3, warnings
 from pathlib import Path
 
 import polars as pl
@@ -100,6 +100,15 @@ def _task_labels(task, split: str, maps: dict) -> pl.DataFrame:
                .with_columns(pl.col("index").alias(task.entity_col)).drop("index")
     return df.sort([task.time_col, task.entity_col], maintain_order=True)
 
+# %% ../nbs/02_io.ipynb #c016b
+_BAD_NAME = re.compile(r"[/\\:\x00-\x1f]")
+
+def _name_problems(names, what: str = "table") -> list[str]:
+    "Why each of `names` cannot be a file or folder name inside the target folder (empty list: all fine)."
+    return [f"{what} name {n!r} cannot be a file name (it must be non-empty, not '.' or '..', without '/', '\\', ':' "
+            f"or control characters)" for n in names
+            if not isinstance(n, str) or n.strip() in ("", ".", "..") or _BAD_NAME.search(n)]
+
 # %% ../nbs/02_io.ipynb #c017
 def save_relbench(db: Database,               # the database (needs val_timestamp and test_timestamp)
                   path: str | Path,            # folder to write (replaced atomically)
@@ -109,6 +118,7 @@ def save_relbench(db: Database,               # the database (needs val_timestam
                  ) -> Path:
     "Write `db` and `tasks` as a RelBench v3 folder that `relbench.load_dataset(path)` loads."
     manifest = _dataset_manifest(db)
+    if (bad := _name_problems(db.table_names) + _name_problems([t.name for t in tasks], "task")): raise DatabaseError(bad, db.name)
     db, maps = relbench_keys(db, reindex)
     with atomic_path(path, is_dir=True) as tmp:
         _dump_yaml(manifest, tmp/"manifest.yaml")
@@ -150,19 +160,63 @@ def _null_dangling(frames: dict[str, pl.LazyFrame], schema: dict[str, TableSchem
                                  .with_columns(pl.when(pl.col("__ok")).then(pl.col(col)).alias(col)).drop("__ok")
     return out
 
+# %% ../nbs/02_io.ipynb #c026a
+def _key_queries(frames: dict, schema: dict[str, TableSchema]) -> list[pl.LazyFrame]:
+    "One lazy one-row frame per table: rows, null and distinct primary keys, null times (key and time columns only)."
+    out = []
+    for k, s in schema.items():
+        aggs = [pl.len().alias("rows")]
+        if s.pkey: aggs += [pl.col(s.pkey).null_count().alias("pk_null"), pl.col(s.pkey).drop_nulls().n_unique().alias("pk_unique")]
+        if s.time_col: aggs.append(pl.col(s.time_col).null_count().alias("t_null"))
+        out.append(frames[k].select(aggs))
+    return out
+
+def _dangling_queries(frames: dict, schema: dict[str, TableSchema]) -> dict[tuple, pl.LazyFrame]:
+    "{(table, fkey): lazy count of its non-null values with no row in the referenced table}."
+    out = {}
+    for k, s in schema.items():
+        for col, ref in s.fkeys.items():
+            pk, dtype = schema[ref].pkey, frames[k].collect_schema()[col]
+            keys = frames[ref].select(pl.col(pk).cast(dtype).alias(col)).unique()
+            out[k, col] = frames[k].select(col).drop_nulls().join(keys, on=col, how="anti").select(pl.len())
+    return out
+
+# %% ../nbs/02_io.ipynb #c026b
+def _check_loaded(frames: dict, schema: dict[str, TableSchema], name: str, dangling: bool):
+    "Raise `DatabaseError` for empty tables and null or duplicated primary keys; warn of null times (and dangling keys)."
+    dq = _dangling_queries(frames, schema) if dangling else {}
+    res = pl.collect_all(_key_queries(frames, schema) + list(dq.values()))
+    problems = []
+    for (k, s), r in zip(schema.items(), res):
+        r = r.row(0, named=True)
+        if r["rows"] == 0: problems.append(f"table {k!r} is empty")
+        if r.get("t_null"): warnings.warn(f"{name}: table {k!r}: time column {s.time_col!r} has {r['t_null']} null value(s); upto(t) never shows those rows")
+        if r.get("pk_null"): problems.append(f"table {k!r}: primary key {s.pkey!r} has {r['pk_null']} null value(s)")
+        if s.pkey and r["rows"] - r["pk_null"] > r["pk_unique"]:
+            dup = frames[k].select(s.pkey).drop_nulls().filter(pl.col(s.pkey).is_duplicated()).unique(maintain_order=True).collect()[s.pkey]
+            problems.append(f"table {k!r}: primary key {s.pkey!r} has {dup.len()} duplicated value(s): "
+                            + ", ".join(map(repr, dup.head(5).to_list())) + (", ..." if dup.len() > 5 else ""))
+    for (k, col), r in zip(dq, res[len(schema):]):
+        if (n := r.item()): warnings.warn(f"{name}: table {k!r}: foreign key {col!r} has {n} value(s) with no row in "
+                                          f"{schema[k].fkeys[col]!r}; set to null (RelBench's correction)")
+    if problems: raise DatabaseError(problems, name)
+
 # %% ../nbs/02_io.ipynb #c027
 def load_relbench(path: str | Path,                  # a RelBench v3 folder (with manifest.yaml)
                   fix_dangling: str | None = "null",  # 'null': RelBench's correction of dangling fkeys, lazily; None: as stored
+                  check_keys: bool = True,            # check keys and time columns now (reads those columns only)
                  ) -> Database:
     "The database of a RelBench v3 folder, lazily scanned (nothing read until a table is collected)."
     path = Path(path)
     m = _load_yaml(path/"manifest.yaml")
     schema = {k: TableSchema(pkey=v.get("pkey"), fkeys=dict(v.get("fkeys") or {}), time_col=v.get("time_col"))
               for k, v in (m.get("tables") or {}).items()}
+    if (bad := _name_problems(schema)): raise DatabaseError(bad, m.get("name", str(path)))
     missing = [k for k in schema if not (path/"db"/f"{k}.parquet").exists()]
     if missing: raise DatabaseError([f"table {k!r}: missing file {path/'db'/(k + '.parquet')}" for k in missing], m.get("name", str(path)))
     files = {k: path/"db"/f"{k}.parquet" for k in schema}
     frames = {k: pl.scan_parquet(f) for k, f in files.items()}
+    if check_keys: _check_loaded(frames, schema, m.get("name", path.name), dangling=fix_dangling == "null")
     if fix_dangling == "null": frames = _null_dangling(frames, schema, files)
     elif fix_dangling is not None: raise ValueError(f"fix_dangling must be 'null' or None, not {fix_dangling!r}")
     return Database(frames, schema, name=m.get("name", path.name), val_timestamp=m.get("val_timestamp"),
@@ -281,13 +335,17 @@ def _finish(tables, schema, name, val_timestamp, test_timestamp, fix_dangling, c
 # %% ../nbs/02_io.ipynb #c062
 _TIME_TYPES = re.compile(r"TIMESTAMP|DATETIME|^DATE$", re.I)
 
+def _ident(name: str) -> str:
+    "`name` as a quoted SQL identifier (a `\"` inside is doubled)."
+    return '"' + str(name).replace('"', '""') + '"'
+
 def _sqlite_schema(con) -> dict:
     "{table: (TableSchema, [time-typed columns])} from a SQLite connection's declared keys and types."
     out = {}
     for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid"):
-        cols = con.execute(f'PRAGMA table_info("{t}")').fetchall()  # cid, name, type, notnull, default, pk
+        cols = con.execute(f'PRAGMA table_info({_ident(t)})').fetchall()  # cid, name, type, notnull, default, pk
         pk = [c[1] for c in cols if c[5]]
-        fks = {r[3]: r[2] for r in con.execute(f'PRAGMA foreign_key_list("{t}")').fetchall()}  # id, seq, table, from, to
+        fks = {r[3]: r[2] for r in con.execute(f'PRAGMA foreign_key_list({_ident(t)})').fetchall()}  # id, seq, table, from, to
         out[t] = (TableSchema(pk[0] if len(pk) == 1 else None, fks), [c[1] for c in cols if _TIME_TYPES.search(c[2] or "")])
     return out
 
@@ -295,7 +353,7 @@ def _read_sqlite(path: Path) -> tuple[dict, dict]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         found = _sqlite_schema(con)
-        return found, {t: pl.read_database(f'SELECT * FROM "{t}"', con, infer_schema_length=None) for t in found}
+        return found, {t: pl.read_database(f'SELECT * FROM {_ident(t)}', con, infer_schema_length=None) for t in found}
     finally: con.close()
 
 # %% ../nbs/02_io.ipynb #c063
@@ -313,7 +371,7 @@ def _read_duckdb(path: Path) -> tuple[dict, dict]:
         for t, kind, names, ref in keys:
             if kind == "PRIMARY KEY" and len(names) == 1: found[t][0].pkey = names[0]
             if kind == "FOREIGN KEY" and len(names) == 1: found[t][0].fkeys[names[0]] = ref
-        return found, {t: con.sql(f'SELECT * FROM "{t}"').pl() for t in found}
+        return found, {t: con.sql(f'SELECT * FROM {_ident(t)}').pl() for t in found}
     finally: con.close()
 
 # %% ../nbs/02_io.ipynb #c064
@@ -349,7 +407,7 @@ def _balance(f: Path, target: str) -> str:
 
 def info_lines(path: str | Path) -> list[str]:
     "The lines `relgraph info` prints for a RelBench folder."
-    db = load_relbench(path, fix_dangling=None)
+    db = load_relbench(path, fix_dangling=None, check_keys=False)
     sizes, lines = db.sizes(), [f"{db.name}: {len(db.table_names)} tables, val {db.val_timestamp}, test {db.test_timestamp}",
                                 f"time range: {db.min_timestamp} .. {db.max_timestamp}"]
     for k, s in db.schema.items():

@@ -4,19 +4,19 @@
 
 # %% ../nbs/18_kaggle.ipynb #c001
 from __future__ import annotations
-import json, os, re, shutil, subprocess
+import base64, json, os, re, shutil, subprocess
 from pathlib import Path
 
 import nbformat
 import yaml
 
 from .core import atomic_path, write_json
-from .records import git_commit, read_json, record_status
+from .records import git_commit, read_json, record_status, run_id
 from .sweep import expand_grid, load_spec
 
 # %% auto #0
-__all__ = ['REPO', 'kaggle_paths', 'find_database', 'remap_spec', 'drive', 'driver_notebook', 'kernel_metadata',
-           'validate_metadata', 'bundle_cli', 'pull', 'pull_cli']
+__all__ = ['REPO', 'kaggle_paths', 'find_database', 'remap_spec', 'drive', 'source_archive', 'driver_notebook', 'kernel_metadata',
+           'validate_metadata', 'bundle_cli', 'check_record', 'pull', 'pull_cli']
 
 # %% ../nbs/18_kaggle.ipynb #c005
 REPO = "https://github.com/relgraph/relgraph"  # settings.ini's git_url
@@ -62,28 +62,41 @@ def drive(spec: str,                  # the sweep (yaml text)
     return res
 
 # %% ../nbs/18_kaggle.ipynb #c012
-_INSTALL = '''import os, subprocess, sys
+_INSTALL = '''import base64, io, os, subprocess, sys, zipfile
 from pathlib import Path
 if os.environ.get("RELGRAPH_SKIP_INSTALL") != "1":
     src = Path("/tmp/relgraph-src")
-    if not src.exists(): subprocess.run(["git", "clone", "--quiet", REPO, str(src)], check=True)
-    subprocess.run(["git", "-C", str(src), "checkout", "--quiet", COMMIT], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(src)], check=True)
+    if SOURCE:   # the package source shipped in this notebook: no internet needed
+        zipfile.ZipFile(io.BytesIO(base64.b64decode(SOURCE))).extractall(src)
+    else:
+        if not src.exists(): subprocess.run(["git", "clone", "--quiet", REPO, str(src)], check=True)
+        subprocess.run(["git", "-C", str(src), "checkout", "--quiet", COMMIT], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *(["--no-deps", "--no-index"] if SOURCE else []), "-e", str(src)], check=True)
     sys.path.insert(0, str(src))
     os.environ["RELGRAPH_EXPERIMENT_NB"] = str(src / "nbs" / "experiment.ipynb")
 import relgraph
 print("relgraph", relgraph.__version__, "from", relgraph.__file__)'''
 
+def source_archive(commit: str, repo_dir: str | Path | None = None) -> str:
+    "The package source at `commit` (relgraph/, the experiment notebook, setup files) as a base64 zip, from `git archive`."
+    repo_dir = Path(repo_dir or Path(__file__).resolve().parent.parent)
+    paths = ["relgraph", "nbs/experiment.ipynb", "setup.py", "settings.ini"]
+    r = subprocess.run(["git", "-C", str(repo_dir), "archive", "--format=zip", commit, *paths], capture_output=True)
+    if r.returncode: raise SystemExit(f"cannot archive relgraph at {commit[:12]}: {r.stderr.decode().strip()}")
+    return base64.b64encode(r.stdout).decode()
+
 def driver_notebook(spec: str,           # the sweep (yaml text), embedded in the notebook
                     commit: str,         # the relgraph commit to install
                     repo: str = REPO,    # the git repository to install from
                     jobs: int = 1,       # parallel configurations
+                    source: str = "",    # the package source as a base64 zip (`source_archive`): installed without internet
                    ) -> nbformat.NotebookNode:
-    "The Kaggle driver notebook: settings, install relgraph at `commit`, run the sweep."
+    "The Kaggle driver notebook: settings, install relgraph at `commit` (from git, or from the source it carries), run the sweep."
     v4 = nbformat.v4
-    cells = [v4.new_markdown_cell(f"# relgraph sweep on Kaggle\n\nInstalls relgraph at `{commit[:12]}`, runs the sweep "
+    how = "from the source it carries" if source else "from git"
+    cells = [v4.new_markdown_cell(f"# relgraph sweep on Kaggle\n\nInstalls relgraph at `{commit[:12]}` ({how}), runs the sweep "
                                   "below into `/kaggle/working/runs` and prints the results."),
-             v4.new_code_cell(f"REPO = {repo!r}\nCOMMIT = {commit!r}\nJOBS = {int(jobs)}\nSPEC = '''\\\n{spec.strip()}\n'''"),
+             v4.new_code_cell(f"REPO = {repo!r}\nCOMMIT = {commit!r}\nJOBS = {int(jobs)}\nSPEC = {spec.strip() + chr(10)!r}\nSOURCE = {source!r}"),
              v4.new_code_cell(_INSTALL),
              v4.new_code_cell("from relgraph.kaggle import drive\nresults = drive(SPEC, jobs=JOBS)\nresults")]
     nb = v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -132,7 +145,7 @@ def bundle_cli(spec: str,                 # sweep yaml file
                kernel: str = None,        # "<user>/<kernel-slug>" (default: <dataset owner>/relgraph-sweep)
                repo: str = REPO,          # git repository to install relgraph from
                jobs: int = 1,             # parallel configurations on the Kaggle machine
-               internet: bool = True,     # enable internet (needed to install from git)
+               internet: bool = True,     # enable internet; without it the driver installs the source it carries
               ):
     "Write a Kaggle kernel folder (kernel-metadata.json, driver.ipynb) that runs `spec` on a GPU."
     if not dataset or not _SLUG.match(dataset): raise SystemExit(f"--dataset must name a Kaggle dataset as <owner>/<slug>, got {dataset!r}")
@@ -143,28 +156,47 @@ def bundle_cli(spec: str,                 # sweep yaml file
     kernel = kernel or f"{dataset.split('/')[0]}/relgraph-sweep"
     meta = validate_metadata(kernel_metadata(kernel, dataset, internet=internet))
     with atomic_path(out, is_dir=True) as tmp:
-        nbformat.write(driver_notebook(text, commit, repo, jobs), tmp/"driver.ipynb")
+        nbformat.write(driver_notebook(text, commit, repo, jobs, "" if internet else source_archive(commit)), tmp/"driver.ipynb")
         (tmp/"kernel-metadata.json").write_text(json.dumps(meta, indent=2))
         validate_metadata(meta, tmp)
     print(f"{out}/: {n} configurations, relgraph {commit[:12]}, kernel {kernel}, dataset {dataset}\n"
           f"push with: kaggle kernels push -p {out}")
 
 # %% ../nbs/18_kaggle.ipynb #c021
+def check_record(d: Path) -> list[str]:
+    "What is wrong with run record `d` (empty when it is a complete record): status, metrics, configuration, fingerprints."
+    bad = []
+    def js(name):
+        try: return json.loads((d/name).read_text())
+        except FileNotFoundError: bad.append(f"{name} missing")
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e: bad.append(f"{name} unreadable ({type(e).__name__})")
+    st, cfg = js("status.json"), js("config.json")
+    if isinstance(st, dict) and st.get("status") not in ("ok", "failed", "invalid"): bad.append(f"status {st.get('status')!r}")
+    if isinstance(st, dict) and st.get("status") == "ok" and not isinstance(js("metrics.json"), dict): bad.append("metrics.json is not a mapping")
+    if isinstance(cfg, dict):
+        try:
+            if run_id(cfg) != d.name: bad.append("its folder name is not the run id of its config.json (other data, task or relgraph version?)")
+        except (ValueError, KeyError, FileNotFoundError) as e: bad.append(f"config.json: {e}")
+    return bad
+
 def pull(kernel_output: str | Path, runs: str | Path = "runs") -> dict[str, list[str]]:
-    "Merge the run records under `kernel_output` into `runs`; {'added'|'replaced'|'kept': [run ids]}."
+    "Merge the run records under `kernel_output` into `runs` after checking every one; {'added'|'replaced'|'kept': [run ids]}."
     found = sorted({p.parent for p in Path(kernel_output).rglob("status.json")
                     if not any(part.startswith(".") for part in p.parent.relative_to(kernel_output).parts)})
-    out = {"added": [], "replaced": [], "kept": []}
+    if bad := {str(d): b for d in found if (b := check_record(d))}:
+        raise ValueError(f"{len(bad)} malformed record(s); nothing was merged:\n" + "\n".join(f"  - {d}: {'; '.join(b)}" for d, b in bad.items()))
+    out, todo = {"added": [], "replaced": [], "kept": []}, []
     for src in found:
         dest = Path(runs)/src.name; have, new = record_status(dest), record_status(src)
-        if have == "ok" or (have is not None and new != "ok"): out["kept"].append(src.name); continue
+        if have == "ok" or (have is not None and new != "ok"): out["kept"].append(src.name)
+        else: todo.append((src, dest)); out["replaced" if have else "added"].append(src.name)
+    for src, dest in todo:   # every record checked first: a bad one leaves runs/ as it was
         with atomic_path(dest, is_dir=True) as tmp: shutil.copytree(src, tmp, dirs_exist_ok=True)
-        out["replaced" if have else "added"].append(src.name)
     return out
 
 def pull_cli(kernel_output: str,   # folder where `kaggle kernels output` downloaded the kernel's files
              runs: str = "runs",   # the local folder of run records
             ):
-    "Merge run records downloaded from a Kaggle kernel into `runs`, without duplicates."
+    "Merge run records downloaded from a Kaggle kernel into `runs`, without duplicates; nothing if any record is malformed."
     res = pull(kernel_output, runs)
     print(", ".join(f"{len(v)} {k}" for k, v in res.items()) + f" -> {runs}/")

@@ -4,22 +4,29 @@
 
 # %% ../nbs/15a_records.ipynb #c001
 from __future__ import annotations
-import datetime as dt, importlib.metadata as ilm, json, os, platform, re, shutil, subprocess, sys, tempfile, time, traceback
+import datetime as dt, errno, importlib.metadata as ilm, json, os, platform, re, shutil, subprocess, sys, tempfile, time, traceback
 from pathlib import Path
 
 from .core import Registry, atomic_path, config_hash, get_device, write_json
-from .datasets import dataset_label
+from . import __version__
+from .datasets import data_fingerprint, dataset_label, task_fingerprint
 from .experiment import RUN_KEYS, resolve_config, run_experiment
 
 # %% auto #0
-__all__ = ['PACKAGES', 'ENGINES', 'run_id', 'git_commit', 'device_name', 'environment', 'read_json', 'record_status',
-           'clean_stale', 'run_record', 'experiment_notebook', 'run_inprocess', 'run_papermill']
+__all__ = ['PACKAGES', 'ENGINES', 'fingerprints', 'run_id', 'git_commit', 'device_name', 'environment', 'read_json',
+           'record_status', 'clean_stale', 'failure_kind', 'should_run', 'run_record', 'experiment_notebook',
+           'run_inprocess', 'run_papermill']
 
 # %% ../nbs/15a_records.ipynb #c005
+def fingerprints(cfg: dict) -> dict:
+    "What a run's results depend on besides its configuration: the data's content, the task's definition, relgraph's version."
+    return dict(data=data_fingerprint(cfg["dataset"], cfg["data"]), task=task_fingerprint(cfg["dataset"], cfg["data"], cfg["task"]),
+                relgraph=__version__)
+
 def run_id(cfg: dict) -> str:
-    "`<dataset>-<task>-<builder>-<model>-s<seed>-<hash>` of a configuration."
+    "`<dataset>-<task>-<builder>-<model>-s<seed>-<hash>` of a configuration, its data, task and relgraph's version."
     cfg = resolve_config(cfg)
-    h = config_hash({k: v for k, v in cfg.items() if k not in RUN_KEYS})
+    h = config_hash({**{k: v for k, v in cfg.items() if k not in RUN_KEYS}, "fingerprints": fingerprints(cfg)})
     parts = (dataset_label(cfg["dataset"], cfg["data"]), cfg["task"], cfg["builder"], cfg["model"], f"s{cfg['seed']}")
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, parts))) + "-" + h
 
@@ -100,6 +107,25 @@ def _error_of(e: BaseException) -> tuple[str, str]:
         return f"{e.ename}: {e.evalue}", re.sub(r"\x1b\[[0-9;]*m", "", tb)
     return f"{type(e).__name__}: {e}", traceback.format_exc()
 
+_INFRA_ERRNO = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM}
+_INFRA_NAMES = ("MemoryError", "DeadKernelError", "BrokenProcessPool", "TimeoutError")
+_INFRA_TEXT = ("No space left on device", "[Errno 28]", "Disk quota exceeded", "Kernel died", "kernel died")
+
+def failure_kind(e: BaseException) -> str:
+    "`invalid` (a split the task cannot learn), `infrastructure` (disk, memory, a dead kernel or worker) or `experiment`."
+    name, text = getattr(e, "ename", type(e).__name__), str(getattr(e, "evalue", e))
+    if name == "InvalidSplit": return "invalid"
+    if (isinstance(e, OSError) and e.errno in _INFRA_ERRNO) or name in _INFRA_NAMES or any(t in text for t in _INFRA_TEXT):
+        return "infrastructure"
+    return "experiment"
+
+# %% ../nbs/15a_records.ipynb #d002
+def should_run(run_dir: str | Path, retry_failed: bool = False) -> bool:
+    "Whether the configuration of `run_dir` needs a run: no record, an infrastructure failure, or a failure to retry."
+    st = read_json(Path(run_dir)/"status.json") or {}
+    if st.get("status") in ("ok", "invalid"): return False
+    return st.get("status") != "failed" or st.get("failure") == "infrastructure" or retry_failed
+
 def run_record(cfg: dict,                    # a configuration (resolved here)
                runs_dir: str | Path = "runs", # the folder of records
                engine: str = "papermill",     # how to execute it: a key of ENGINES
@@ -107,15 +133,16 @@ def run_record(cfg: dict,                    # a configuration (resolved here)
               ) -> Path:
     "Run `cfg` into `runs_dir/<run_id>` unless that record exists; a failure is recorded, not raised."
     cfg = resolve_config(cfg); dest = Path(runs_dir)/run_id(cfg); run = ENGINES[engine]
-    status = record_status(dest)
-    if status == "ok" or (status == "failed" and not retry_failed): return dest
+    if not should_run(dest, retry_failed): return dest
     with atomic_path(dest, is_dir=True) as tmp:
         (tmp/".owner").write_text(f"{os.getpid()}\n")
         write_json(cfg, tmp/"config.json"); write_json(environment(cfg["device"]), tmp/"environment.json")
-        t0, started, err, tb = time.perf_counter(), dt.datetime.now(dt.timezone.utc), None, None
+        write_json(fingerprints(cfg), tmp/"fingerprints.json")
+        t0, started, err, tb, kind = time.perf_counter(), dt.datetime.now(dt.timezone.utc), None, None, None
         try: run(cfg, tmp)
-        except Exception as e: err, tb = _error_of(e)
-        write_json(dict(status="failed" if err else "ok", error=err, traceback=tb, engine=engine, run_id=dest.name,
+        except Exception as e: err, tb, kind = *_error_of(e), failure_kind(e)
+        status = "ok" if err is None else "invalid" if kind == "invalid" else "failed"
+        write_json(dict(status=status, failure=kind, error=err, traceback=tb, engine=engine, run_id=dest.name,
                         seconds=round(time.perf_counter() - t0, 3), started=started.isoformat(timespec="seconds")),
                    tmp/"status.json")
         (tmp/".owner").unlink()
@@ -145,5 +172,5 @@ def run_papermill(cfg: dict, run_dir: str | Path) -> Path:
     params = {**cfg, "run_dir": str(Path(run_dir).resolve())}
     pm.execute_notebook(str(experiment_notebook()), str(out), parameters=params, kernel_name="python3",
                         progress_bar=False, log_output=False, cwd=str(Path.cwd()),
-                        extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no "running over TCP" warning per run (a local kernel)
+                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no shutdown-interrupt noise
     return out

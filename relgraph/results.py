@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_results.ipynb #c001
 from __future__ import annotations
-import json
+import json, warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from .datasets import dataset_label
 from .records import read_json
 
 # %% auto #0
-__all__ = ['PARAM_KEYS', 'BY', 'load_runs', 'summarize', 'comparison_figure', 'homophily_figure', 'results_cli']
+__all__ = ['PARAM_KEYS', 'BY', 'load_runs', 'summarize', 'metric_label', 'comparison_figure', 'homophily_figure', 'results_cli']
 
 # %% ../nbs/17_results.ipynb #c005
 PARAM_KEYS = ("builder_params", "model_params", "epochs", "lr")  # what, besides the seed, varies within a builder x model
@@ -23,23 +23,37 @@ def _scalars(d: dict, prefix: str = "") -> dict:
     return {prefix + k: float(v) for k, v in (d or {}).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
-def _row(d: Path) -> dict:
-    cfg, st = read_json(d/"config.json") or {}, read_json(d/"status.json") or {}
-    data, m = cfg.get("data") or {}, read_json(d/"metrics.json") or {}
+def _read(path: Path) -> dict | None:
+    "The JSON object in `path` ({} when missing); None, with a warning naming the file, when it is corrupt or half-written."
+    try:
+        v = read_json(path) or {}
+        if not isinstance(v, dict): raise ValueError(f"a JSON {type(v).__name__}, not an object")
+        return v
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        warnings.warn(f"run record skipped: {path} is unreadable ({type(e).__name__}: {e})")
+        return None
+
+def _row(d: Path) -> dict | None:
+    "The table row of record `d`, or None when one of its files is unreadable."
+    files = [_read(d/f) for f in ("config.json", "status.json", "metrics.json", "graph.json")]
+    if any(f is None for f in files): return None
+    (cfg, st, m, g), data = files, files[0].get("data") or {}
     label = dataset_label(cfg["dataset"], data) if cfg.get("dataset") else "?"
     label += f" st={data['structure']:g}" if isinstance(data.get("structure"), (int, float)) else ""
     row = dict(run_id=d.name, status=st.get("status"), error=st.get("error"), seconds=float(st.get("seconds") or 0),
                engine=st.get("engine"), path=str(d), data=label, task_type=m.get("task_type"),
                params=json.dumps({k: cfg.get(k) for k in PARAM_KEYS}, sort_keys=True, separators=(",", ":")))
-    row |= {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v) for k, v in cfg.items()}
-    return row | _scalars(m) | _scalars(read_json(d/"graph.json"), "graph_")
+    row |= {("data_params" if k == "data" else k): (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
+            for k, v in cfg.items()}   # `data` is the readable label; the dataset's parameters are `data_params`
+    return row | _scalars(m) | _scalars(g, "graph_")
 
 # %% ../nbs/17_results.ipynb #c006
 def load_runs(runs_dir: str | Path = "runs") -> pl.DataFrame:
-    "One row per run record in `runs_dir` (hidden work folders of unfinished runs are not records)."
+    "One row per run record in `runs_dir` (hidden work folders of unfinished runs are not records; unreadable ones are skipped, with a warning)."
     dirs = sorted(p.parent for p in Path(runs_dir).glob("*/status.json") if not p.parent.name.startswith("."))
-    if not dirs: return pl.DataFrame(schema={"run_id": pl.String, "status": pl.String, "path": pl.String})
-    return pl.from_dicts([_row(d) for d in dirs], infer_schema_length=None)
+    rows = [r for r in map(_row, dirs) if r is not None]
+    if not rows: return pl.DataFrame(schema={"run_id": pl.String, "status": pl.String, "path": pl.String})
+    return pl.from_dicts(rows, infer_schema_length=None)
 
 # %% ../nbs/17_results.ipynb #c010
 BY = ("data", "task", "split", "builder", "model", "params")
@@ -66,7 +80,7 @@ def summarize(df: pl.DataFrame,             # load_runs' table
     ok, by = df.filter(pl.col("status") == "ok"), [b for b in by if b in df.columns]
     stats = [c for c in (_homophily_col(df), "graph_density") if c and c in df.columns]
     out = ok.group_by(by, maintain_order=True).agg(
-        pl.col(metric).mean().alias("mean"), pl.col(metric).std().fill_null(0.0).alias("std"), pl.len().alias("n"),
+        pl.col(metric).mean().alias("mean"), pl.col(metric).std().fill_null(0.0).alias("std"), pl.col(metric).is_not_null().sum().alias("n"),
         *([pl.col(val).mean().alias("val_mean"), pl.col(val).std().fill_null(0.0).alias("val_std")] if val in df.columns else []),
         *[pl.col(c).mean().alias(c.removeprefix("graph_")) for c in stats], pl.col("run_id").sort().alias("runs"))
     pm = lambda m, s: pl.format("{} ± {}", *[pl.col(c).map_elements(lambda v: f"{v:.3f}", return_dtype=pl.String) for c in (m, s)])
@@ -75,79 +89,204 @@ def summarize(df: pl.DataFrame,             # load_runs' table
     return out.sort("mean", descending=descending, nulls_last=True)
 
 # %% ../nbs/17_results.ipynb #c014
+_LABELS = {"auroc": "AUROC (0.5 = chance)", "average_precision": "average precision (base rate = chance)",
+           "balanced_accuracy": "balanced accuracy (0.5 = chance)", "f1": "F1", "accuracy": "accuracy (share correct)",
+           "macro_f1": "macro-F1", "log_loss": "log-loss (nats, lower is better)", "mae": "MAE (target units, lower is better)",
+           "rmse": "RMSE (target units, lower is better)", "r2": "R² (0 = predicting the mean)"}
+
+def metric_label(metric: str) -> str:
+    "An axis label for a metric column: `test_auroc` -> 'test AUROC (0.5 = chance)'."
+    side, name = metric.split("_", 1) if metric.startswith(("val_", "test_")) else ("", metric)
+    return f"{side} {_LABELS.get(name, name.replace('_', ' '))}".strip()
+
+def _panels(summary: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    "(title, rows) for each dataset x task of a summary (one panel when it has neither column)."
+    keys = [k for k in ("data", "task") if k in summary.columns]
+    if not keys: return [("", summary)]
+    short = lambda v: str(v) if len(str(v)) <= 40 else str(v)[:39] + "…"   # a title must fit above its panel
+    return [(" / ".join(map(short, k)), part) for k, part in summary.group_by(keys, maintain_order=True)]
+
+# %% ../nbs/17_results.ipynb #c014b
+def _baselines(rows: pl.DataFrame, baselines) -> dict[str, dict]:
+    "{model: its no-graph row (builder 'none', the best mean)} of the baseline models present."
+    out = {}
+    for m in baselines:
+        r = rows.filter((pl.col("model") == m) & (pl.col("builder") == "none")).sort("mean", descending=True, nulls_last=True)
+        if r.height and r["mean"][0] is not None: out[m] = r.row(0, named=True)
+    return out
+
+def _panel(ax, rows: pl.DataFrame, baselines, colors: dict):
+    "One dataset's markers (builder x model, mean ± std) and baseline lines; returns the values drawn."
+    lines = _baselines(rows, baselines)
+    pts = rows.filter(~(pl.col("model").is_in(list(lines)) & (pl.col("builder") == "none")) & pl.col("mean").is_not_null())
+    pts = pts.group_by("builder", "model").agg(pl.col("mean").max(), pl.col("std").first())
+    builders, models = sorted(pts["builder"].unique()), sorted(pts["model"].unique())
+    w, vals = 0.7 / max(len(models), 1), []
+    for i, m in enumerate(models):
+        r = pts.filter(pl.col("model") == m); x = [builders.index(b) + (i - (len(models) - 1) / 2) * w for b in r["builder"]]
+        ax.errorbar(x, r["mean"], yerr=r["std"], fmt="o", capsize=3, color=colors[m], label=m)
+        vals += [*(r["mean"] - r["std"]), *(r["mean"] + r["std"])]
+    for m, r in lines.items():
+        ax.axhline(r["mean"], color=colors[m], ls="--", lw=1.2, label=f"{m} (no graph) {r['mean']:.3f}")
+        ax.axhspan(r["mean"] - r["std"], r["mean"] + r["std"], color=colors[m], alpha=0.12, lw=0)
+        vals += [r["mean"] - r["std"], r["mean"] + r["std"]]
+    ax.set_xticks(range(len(builders)), builders, rotation=20, ha="right")
+    ax.set_xlim(-0.6, max(len(builders), 1) - 0.4)
+    return vals
+
+# %% ../nbs/17_results.ipynb #c014c
 def comparison_figure(summary: pl.DataFrame,        # summarize's table
                       metric: str = "test_auroc",   # the metric's name (for the axis)
-                      title: str | None = None):
-    "Bar chart: builders on x, one bar per model, mean ± std over seeds."
+                      title: str | None = None,     # the figure's title (default: says what is shown)
+                      baselines=("mlp", "lightgbm"),  # models drawn as reference lines (their no-graph runs)
+                     ):
+    "Builders on x, one marker per model (mean ± std over seeds), baseline models as lines; a panel per dataset and task."
     import matplotlib.pyplot as plt
-    s = summary.group_by("builder", "model").agg(pl.col("mean").max(), pl.col("std").first())
-    builders, models = sorted(s["builder"].unique()), sorted(s["model"].unique())
-    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(builders), 3.6))
-    w = 0.8 / len(models)
-    for i, m in enumerate(models):
-        v = {r["builder"]: r for r in s.filter(pl.col("model") == m).iter_rows(named=True)}
-        xs = [j for j, b in enumerate(builders) if b in v]
-        ax.bar([x + (i - (len(models) - 1) / 2) * w for x in xs], [v[builders[x]]["mean"] for x in xs], w,
-               yerr=[v[builders[x]]["std"] for x in xs], label=m, capsize=2)
-    lo = float(s["mean"].min()) - 0.05
-    ax.set_xticks(range(len(builders)), builders, rotation=20); ax.set_ylim(max(0.0, lo), None)
-    ax.set_ylabel(metric); ax.set_title(title or f"{metric}: builders x models (mean ± std over seeds)")
-    ax.legend(fontsize=8, ncols=min(len(models), 4)); fig.tight_layout()
+    panels = _panels(summary)
+    colors = {m: f"C{i}" for i, m in enumerate(sorted(summary["model"].unique()))}
+    n_b = max(summary["builder"].n_unique(), 1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (2.2 + 0.9 * n_b), 4.2), squeeze=False, sharey=True, layout="constrained")
+    vals = []
+    for ax, (name, rows) in zip(axes[0], panels):
+        vals += _panel(ax, rows, baselines, colors); ax.set_title(name or None, fontsize=10); ax.set_xlabel("edge builder (graph)")
+        ax.grid(axis="y", alpha=0.3)
+    vals = [v for v in vals if v is not None and np.isfinite(v)]
+    if vals:
+        lo, hi = min(vals), max(vals); pad = max(0.1 * (hi - lo), 0.01)
+        axes[0][0].set_ylim(lo - pad, hi + pad)
+    axes[0][0].set_ylabel(metric_label(metric))
+    n = int(summary["n"].max()) if "n" in summary.columns and summary.height else 0
+    fig.suptitle(title or f"{metric_label(metric)}: mean ± std over {n} seed(s)")
+    handles = {l: h for ax in axes[0] for h, l in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(len(handles), 4), fontsize=8)
+    plt.close(fig)
     return fig
 
 # %% ../nbs/17_results.ipynb #c016
-def homophily_figure(summary: pl.DataFrame, base: str = "mlp"):
+def homophily_figure(summary: pl.DataFrame,  # summarize's table, with graph statistics
+                     base: str = "mlp",      # the model the gain is measured against
+                     metric: str | None = None,  # the metric's name (default: the summary's test_ column)
+                    ):
     "Scatter: each builder x model's graph homophily against its gain over `base`."
     import matplotlib.pyplot as plt
     col = next((c for c in summary.columns if "homophily" in c), None)
     if col is None: raise ValueError("no homophily in the summary: the records have no graph.json statistics")
+    metric = metric or next((c for c in summary.columns if c.startswith("test_") and summary[c].dtype == pl.String), "test metric")
     s = summary.filter(pl.col(col).is_not_null() & pl.col(f"gain_over_{base}").is_not_null())
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    fig, ax = plt.subplots(figsize=(5.2, 4), layout="constrained")
     for m in sorted(s["model"].unique()):
         r = s.filter(pl.col("model") == m); ax.scatter(r[col], r[f"gain_over_{base}"], label=m)
-        for row in r.iter_rows(named=True): ax.annotate(row["builder"], (row[col], row[f"gain_over_{base}"]), fontsize=7)
-    ax.axhline(0, color="grey", lw=0.8); ax.set_xlabel(col); ax.set_ylabel(f"gain over {base}")
-    ax.legend(fontsize=8); fig.tight_layout()
+        for row in r.iter_rows(named=True): ax.annotate(row["builder"], (row[col], row[f"gain_over_{base}"]), fontsize=7,
+                                                        xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0, color="grey", lw=0.8, ls="--", label=f"{base} (no gain)")
+    ax.set_xlabel(f"{col.replace('_', ' ')} of the graph (share of edges, 0-1)")
+    ax.set_ylabel(f"gain over {base} ({metric_label(metric)})")
+    ax.set_title("Does a more homophilous graph help more?"); ax.legend(fontsize=8); ax.margins(0.15)
+    plt.close(fig)
     return fig
 
 # %% ../nbs/17_results.ipynb #c019
-def _metric_of(task_type: str | None) -> str:
-    "The test metric a task type is selected by (`TaskType.val_metric`)."
+_SHOWN_METRICS = {"binary_classification": ("auroc", "average_precision", "balanced_accuracy"),
+                  "regression": ("mae", "rmse", "r2"), "multiclass_classification": ("log_loss", "accuracy", "macro_f1")}
+
+def _task_type(task_type: str | None):
     from relgraph.tasktypes import TASK_TYPES
-    return f"test_{TASK_TYPES[task_type].val_metric}" if task_type in TASK_TYPES else "test_auroc"
+    return TASK_TYPES[task_type] if task_type in TASK_TYPES else None
 
-def _print_table(s: pl.DataFrame, metric: str):
-    val = metric.replace("test_", "val_", 1)
-    show = [c for c in ("data", "task", "builder", "model", val, metric, "n", "gain_over_mlp", "edge_homophily", "homophily", "density") if c in s.columns]
-    if s["params"].n_unique() > 1: show.insert(4, "params")  # runs of one builder x model that differ in parameters
-    with pl.Config(tbl_rows=500, tbl_cols=20, fmt_str_lengths=80, tbl_width_chars=400, tbl_hide_dataframe_shape=True,
+def _metrics_of(task_type: str | None, cols) -> list[str]:
+    "The metrics a task type's table shows, its selection metric (`TaskType.val_metric`) first, of those in `cols`."
+    tt = _task_type(task_type)
+    names = dict.fromkeys([tt.val_metric if tt else "auroc", *_SHOWN_METRICS.get(task_type, ())])
+    return [m for m in names if f"test_{m}" in cols]
+
+def _table(part: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
+    "summarize's table of the first metric, with mean, std and per-seed values of val and test of every metric."
+    s = summarize(part, metric=f"test_{metrics[0]}")
+    by = [b for b in BY if b in s.columns]
+    cols = [f"{side}_{m}" for m in metrics for side in ("val", "test") if f"{side}_{m}" in part.columns]
+    ok = part.filter(pl.col("status") == "ok").sort("seed" if "seed" in part.columns else "run_id")
+    agg = ok.group_by(by, maintain_order=True).agg(
+        *[e for c in cols for e in (pl.col(c).mean().alias(f"{c}_mean"), pl.col(c).std().fill_null(0.0).alias(f"{c}_std"),
+                                   pl.col(c).alias(f"{c}_seeds"))],
+        *([pl.col("seed").alias("seeds")] if "seed" in ok.columns else []))
+    return s.drop([c for c in cols if c in s.columns]).join(agg, on=by, how="left", nulls_equal=True, maintain_order="left")
+
+# %% ../nbs/17_results.ipynb #c019b
+def _text(t: pl.DataFrame, cols: list[str], seeds: bool) -> pl.DataFrame:
+    "`mean ± std` text columns (and the values per seed, in parentheses), for a printed table."
+    f = lambda v: "" if v is None else f"{v:.3f}"
+    out = t.with_columns(pl.struct(f"{c}_mean", f"{c}_std", f"{c}_seeds").map_elements(
+        lambda r, c=c: f"{f(r[c + '_mean'])} ± {f(r[c + '_std'])}" + (f" ({', '.join(map(f, r[c + '_seeds']))})" if seeds else ""),
+        return_dtype=pl.String).alias(c) for c in cols)
+    return out.with_columns(pl.col("seeds").list.eval(pl.element().cast(pl.String)).list.join(", ")) if seeds and "seeds" in t.columns else out
+
+def _print_table(t: pl.DataFrame, cols: list[str], seeds: bool):
+    t = _text(t, cols, seeds)
+    show = [c for c in ("data", "task", "builder", "model", *cols, "n", "gain_over_mlp", "edge_homophily", "homophily", "density") if c in t.columns]
+    keys = [k for k in ("data", "task", "builder", "model") if k in t.columns]
+    if t.group_by(keys).agg(pl.col("params").n_unique().alias("k"))["k"].max() > 1: show.insert(4, "params")  # one builder x model, several settings
+    if seeds and "seeds" in t.columns: show.insert(show.index("n") + 1, "seeds")
+    with pl.Config(tbl_rows=500, tbl_cols=30, fmt_str_lengths=80, tbl_width_chars=600, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, tbl_formatting="ASCII_MARKDOWN", float_precision=3):
-        print(s.select(show + [pl.col("runs").list.first().alias("first record")]))
+        print(t.select(show + [pl.col("runs").list.first().alias("first record")]))
 
-def results_cli(runs: str = "runs",            # the folder of run records
-                metric: str = "",              # metric to summarise (default: each task type's own, e.g. test_auroc)
-                sort: str = "mean",            # column to sort by (descending): mean, gain_over_mlp, edge_homophily, ...
-                figure: str = None,            # save the comparison figure here (default: <runs>/comparison.png)
-                ascending: bool = False,       # sort ascending instead
+def _plain(t: pl.DataFrame, cols: list[str], seeds: bool, task_type) -> pl.DataFrame:
+    "The table with numbers only (means, stds, per-seed lists with `seeds`), for CSV and JSON."
+    keep = [c for c in ("data", "task", "split", "builder", "model", "params", "n", "gain_over_mlp", "edge_homophily", "homophily", "density", "runs") if c in t.columns]
+    keep += [f"{c}_{k}" for c in cols for k in (("mean", "std", "seeds") if seeds else ("mean", "std"))] + (["seeds"] if seeds and "seeds" in t.columns else [])
+    t = t.select(keep).with_columns(pl.col(pl.Float64).round(6), pl.lit(task_type, dtype=pl.String).alias("task_type"))
+    return t.with_columns(pl.col(c).list.eval(pl.element().round(6)) for c, d in t.schema.items() if d == pl.List(pl.Float64))
+
+# %% ../nbs/17_results.ipynb #c019c
+def _sorted(t: pl.DataFrame, sort: str, tt, reverse: bool) -> pl.DataFrame:
+    "Best first by `sort` (a metric column: its mean, in the task type's direction), or descending by another column."
+    col = sort if sort in t.columns and t[sort].dtype != pl.String else f"{sort}_mean" if f"{sort}_mean" in t.columns else None
+    if col is None: raise SystemExit(f"cannot sort by {sort!r}; columns: {', '.join(c.removesuffix('_mean') for c in t.columns if t[c].dtype.is_numeric())}")
+    desc = (tt is None or tt.higher_is_better) if col.endswith("_mean") else True
+    return t.sort(col, descending=desc != reverse, nulls_last=True)
+
+def _load(runs: tuple) -> pl.DataFrame:
+    frames = [f for f in (load_runs(r) for r in runs) if f.height]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else load_runs(runs[0])
+
+# %% ../nbs/17_results.ipynb #c019d
+def results_cli(*runs: str,                # folders of run records (default: runs)
+                metric: str = "",          # metrics to show, comma-separated (default: the task type's, e.g. auroc,average_precision,balanced_accuracy)
+                sort: str = "",            # column to sort by (default: the first metric on val, best first)
+                reverse: bool = False,     # reverse the order
+                seeds: bool = False,       # show each seed's value beside mean ± std
+                format: str = "markdown",  # markdown (tables), csv or json (numbers, on stdout)
+                figure: str = None,        # save the comparison figure here (default: <runs>/comparison.png)
                ):
-    "Print the table of run records, mean ± std over seeds per task type, and save the comparison figure."
-    df = load_runs(runs)
-    if df.height == 0: print(f"no run records in {runs}/"); return
+    "Print val and test metrics of the run records, mean ± std over seeds, per task type; save the comparison figures."
+    from relgraph.core import get_logger
+    runs, log = runs or ("runs",), get_logger("results")
+    if format not in ("markdown", "csv", "json"): raise SystemExit(f"--format must be markdown, csv or json, not {format!r}")
+    df = _load(runs)
+    if df.height == 0: print(f"no run records in {', '.join(runs)}"); return
     ok = df.filter(pl.col("status") == "ok")
-    types = [t for t in ok["task_type"].unique(maintain_order=True).to_list()] if "task_type" in ok.columns else [None]
-    path, first = Path(figure or Path(runs)/"comparison.png"), True
-    for tt in types or [None]:
+    types = ok["task_type"].unique(maintain_order=True).to_list() if "task_type" in ok.columns and ok.height else []
+    path, tables = Path(figure or Path(runs[0])/"comparison.png"), []
+    for i, tt in enumerate(types or [None]):
         part = df.filter(pl.col("task_type") == tt) if tt is not None else df
-        m = metric or _metric_of(tt)
-        s = summarize(part, metric=m)
-        if sort not in s.columns: raise SystemExit(f"cannot sort by {sort!r}; columns: {', '.join(s.columns)}")
-        s = s.sort(sort, descending=not ascending, nulls_last=True)
-        print(f"\n{tt or 'all runs'}: {m} (mean ± std over seeds)"); _print_table(s, m)
-        fig_path = path if first else path.with_name(f"{path.stem}_{tt}.png")
-        comparison_figure(s, m).savefig(fig_path, dpi=120); print(f"figure: {fig_path}")
-        if first and any("homophily" in c for c in s.columns) and s["gain_over_mlp"].is_not_null().any():
-            homophily_figure(s).savefig(path.with_name(path.stem + "_homophily.png"), dpi=120)
-        first = False
+        names = [m.strip().removeprefix("test_").removeprefix("val_") for m in metric.split(",") if m.strip()] or _metrics_of(tt, part.columns)
+        missing = [m for m in names if f"test_{m}" not in part.columns]
+        if missing or not names: raise SystemExit(f"no metric {', '.join(missing) or '?'} in the {tt or ''} records; metrics: {', '.join(c[5:] for c in part.columns if c.startswith('test_'))}")
+        t = _table(part, names)
+        key = sort or next((c for c in (f"val_{names[0]}", f"test_{names[0]}") if f"{c}_mean" in t.columns), "mean")  # val when recorded
+        t = _sorted(t, key, _task_type(tt), reverse)
+        cols = [f"{side}_{m}" for m in names for side in ("val", "test") if f"{side}_{m}_mean" in t.columns]
+        if format == "markdown": print(f"\n{tt or 'all runs'}: val and test, mean ± std over seeds" + (" (each seed's value in parentheses)" if seeds else "")); _print_table(t, cols, seeds)
+        tables.append(_plain(t, cols, seeds, tt))
+        fig_path = path if i == 0 else path.with_name(f"{path.stem}_{tt}.png")
+        comparison_figure(t, f"test_{names[0]}").savefig(fig_path, dpi=120, bbox_inches="tight")
+        if i == 0 and any("homophily" in c for c in t.columns) and t["gain_over_mlp"].is_not_null().any():
+            homophily_figure(t, metric=f"test_{names[0]}").savefig(path.with_name(path.stem + "_homophily.png"), dpi=120, bbox_inches="tight")
+        (print if format == "markdown" else log.info)(f"figure: {fig_path}")
+    out = pl.concat(tables, how="diagonal_relaxed")
+    if format == "csv": print(out.with_columns(pl.col(c).list.eval(pl.element().cast(pl.String)).list.join(";") for c, d in out.schema.items() if isinstance(d, pl.List)).write_csv(), end="")
+    if format == "json": print(json.dumps(out.to_dicts(), indent=1, default=str))
     failed = df.filter(pl.col("status") != "ok")
-    for r in failed.iter_rows(named=True): print(f"failed: {r['run_id']}: {r['error']}")
-    print(f"{df.height} records ({failed.height} failed)")
+    for r in failed.iter_rows(named=True): (print if format == "markdown" else log.warning)(f"failed: {r['run_id']}: {r['error']}")
+    (print if format == "markdown" else log.info)(f"{df.height} records ({failed.height} failed)")
+    return out

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import yaml
 
-from .core import progress
+from .core import get_logger, progress
 from .experiment import DEFAULTS, resolve_config
-from .records import ENGINES, clean_stale, read_json, record_status, run_id, run_record
+from .records import ENGINES, clean_stale, read_json, record_status, run_id, run_record, should_run
 
 # %% auto #0
-__all__ = ['load_spec', 'expand_grid', 'run_sweep', 'parse_params', 'run_cli', 'sweep_cli', 'rerun', 'rerun_cli']
+__all__ = ['load_spec', 'SweepError', 'expand_grid', 'run_sweep', 'parse_params', 'run_cli', 'sweep_cli', 'rerun', 'rerun_cli']
 
 # %% ../nbs/16_sweep.ipynb #c005
 def load_spec(spec: str | Path | dict) -> dict:
@@ -47,6 +47,16 @@ def _with_params(cfg: dict, spec: dict) -> dict:
     return cfg
 
 # %% ../nbs/16_sweep.ipynb #c008
+_SHOWN = ("dataset", "task", "builder", "model", "seed")  # keys that name a configuration in an error
+
+class SweepError(ValueError):
+    "Configurations of a sweep that cannot run; `problems` names each one and what is wrong with it."
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} configuration(s) cannot run; nothing was run:\n" + "\n".join(f"  - {p}" for p in problems))
+
+def _message(e: BaseException) -> str: return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+
 def expand_grid(sweep_yaml: str | Path | dict) -> list[dict]:
     "The resolved configurations of a sweep, in grid order, each once (equal configurations are one run)."
     spec = load_spec(sweep_yaml); base, grid = spec.get("base") or {}, spec.get("grid") or {}
@@ -56,12 +66,17 @@ def expand_grid(sweep_yaml: str | Path | dict) -> list[dict]:
     for key, values in grid.items(): cfgs = [_merge(c, key, v) for c in cfgs for v in values]
     cfgs += [{**base, **c} for c in spec.get("include") or []]
     cfgs = [c for c in cfgs if not any(_matches(c, p) for p in spec.get("exclude") or [])]
-    out = {}
-    for c in cfgs:
-        r = resolve_config(_with_params(c, spec)); out.setdefault(run_id(r), r)
+    out, problems = {}, []
+    for i, c in enumerate(cfgs):   # every configuration is checked before anything runs; all problems are reported at once
+        try: r = resolve_config(_with_params(c, spec)); out.setdefault(run_id(r), r)
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            problems.append(f"configuration {i + 1} ({', '.join(f'{k}={v}' for k, v in c.items() if k in _SHOWN)}): {_message(e)}")
+    if problems: raise SweepError(problems)
     return list(out.values())
 
 # %% ../nbs/16_sweep.ipynb #c013
+_log = get_logger("sweep")
+
 def _job(args):
     cfg, runs_dir, engine, retry_failed, threads = args
     os.environ.setdefault("RELGRAPH_PROGRESS", "0")  # one progress bar: the sweep's
@@ -80,7 +95,9 @@ def run_sweep(spec: str | Path | dict,        # a sweep yaml (path or text) or d
     runs_dir = Path(runs_dir); runs_dir.mkdir(parents=True, exist_ok=True); clean_stale(runs_dir)
     cache = str((runs_dir/".cache").resolve())  # snapshot graphs shared by the runs (models over one builder build it once)
     cfgs = [{**c, "cache_dir": c.get("cache_dir") or cache} for c in cfgs]
-    todo = [c for c in cfgs if record_status(runs_dir/run_id(c)) not in ("ok",) + (() if retry_failed else ("failed",))]
+    todo = [c for c in cfgs if should_run(runs_dir/run_id(c), retry_failed)]
+    skip = {id(c) for c in cfgs} - {id(c) for c in todo}
+    for c in (c for c in cfgs if id(c) in skip): _log.info(f"skipped (done): {run_id(c)} ({record_status(runs_dir/run_id(c))})")
     out = {run_id(c): record_status(runs_dir/run_id(c)) for c in cfgs}
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1)) if jobs > 1 else (os.cpu_count() or 1)
     args = [(c, str(runs_dir), engine, retry_failed, threads) for c in todo]
@@ -124,7 +141,9 @@ def run_cli(*params: str,                # configuration as key=value ... (see r
             retry_failed: bool = False,  # redo the run if its record says failed
            ):
     "Run one configuration into `runs/<run_id>/` (skipped when that record exists)."
-    p = run_record(parse_params(list(params)), runs, engine=engine, retry_failed=retry_failed)
+    cfg = parse_params(list(params)); dest = Path(runs)/run_id(cfg)
+    if not should_run(dest, retry_failed): print(f"skipped (done): {dest.name} ({record_status(dest)})")
+    p = run_record(cfg, runs, engine=engine, retry_failed=retry_failed)
     _show(p)
     if record_status(p) != "ok": raise SystemExit(1)
 
@@ -135,12 +154,22 @@ def sweep_cli(spec: str,                # sweep yaml file
               engine: str = "papermill",  # papermill or inprocess
               retry_failed: bool = False, # run failed configurations again
              ):
-    "Run every configuration of a sweep yaml that has no record yet; failures are recorded and the sweep goes on."
-    res = run_sweep(spec, runs, jobs=jobs, engine=engine, retry_failed=retry_failed)
-    n = {s: sum(v == s for v in res.values()) for s in ("ok", "failed")}
-    print(f"sweep {spec}: {len(res)} configurations, {n['ok']} ok, {n['failed']} failed, records in {runs}/")
-    for rid, s in res.items():
-        if s == "failed": print(f"  failed: {rid}: {(read_json(Path(runs)/rid/'status.json') or {}).get('error')}")
+    "Run every configuration of a sweep yaml that has no record yet; exit status 1 when any failed (now or before), 2 when any cannot run."
+    cfgs = expand_grid(spec)                    # every configuration checked first: a bad one stops the sweep before any run
+    before = {run_id(c) for c in cfgs if not should_run(Path(runs)/run_id(c), retry_failed)}
+    res = run_sweep(cfgs, runs, jobs=jobs, engine=engine, retry_failed=retry_failed)
+    st = {rid: read_json(Path(runs)/rid/"status.json") or {} for rid in res}
+    kinds = {"ok": [], "skipped (done before)": sorted(r for r in before if st[r].get("status") != "failed"), "invalid split": [], "failed": [], "failed (infrastructure, retried next time)": []}
+    for rid, s in st.items():
+        if rid in before and s.get("status") != "failed": continue
+        key = {"ok": "ok", "invalid": "invalid split"}.get(s.get("status"), "failed (infrastructure, retried next time)"
+                                                           if s.get("failure") == "infrastructure" else "failed")
+        kinds[key].append(rid)
+    print(f"sweep {spec}: {len(res)} configurations: " + ", ".join(f"{len(v)} {k}" for k, v in kinds.items() if v or k in ("ok", "failed"))
+          + f"; records in {runs}/")
+    for k in ("invalid split", "failed", "failed (infrastructure, retried next time)"):
+        for rid in kinds[k]: print(f"  {k}: {rid}: {st[rid].get('error')}")
+    if kinds["failed"] or kinds["failed (infrastructure, retried next time)"]: raise SystemExit(1)
 
 # %% ../nbs/16_sweep.ipynb #c022
 def _numbers(m: dict) -> dict:

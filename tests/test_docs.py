@@ -1,9 +1,11 @@
-"""The documentation site: `relgraph docs` builds it from the notebooks; headless Chromium checks it as a reader sees it.
+"""The documentation site: `relgraph docs` builds it from the notebooks; every link of the built HTML is checked.
 
-Needs the `docs` extra (mkdocs, mkdocs-material, playwright) and Debian's `chromium` (installed here with apt-get where
-missing; playwright only drives it, `playwright install` is never run). Screenshots go to artifacts/docs/.
+Fast tests build a toy project and three real pages (`only=`) and check their links without a browser. The `slow`
+tests build the whole site, check all its links, and look at it in headless Chromium: they need the `docs` extra
+(mkdocs, mkdocs-material, playwright) and Debian's `chromium` (installed here with apt-get where missing; playwright
+only drives it, `playwright install` is never run). Screenshots go to artifacts/docs/.
 """
-import functools, http.server, json, shutil, subprocess, tempfile, threading
+import functools, http.server, json, re, shutil, subprocess, sys, tempfile, threading
 from pathlib import Path
 from urllib.parse import urljoin, urldefrag, urlparse
 
@@ -59,10 +61,61 @@ def test_toy_project_site(tmp_path):
     assert 'id="double"' in mod and "Twice" in mod and "fonts.googleapis" not in mod
     figs = list((tmp_path / "site" / "figures" / "00_toy").glob("*.png"))
     assert len(figs) == 1 and figs[0].read_bytes()[:4] == b"\x89PNG"
+    assert "<th>Parameter</th>" in mod and "<code>x</code>" in mod and "the number" in mod     # docments table
+    assert mod.index('id="double"') < mod.index("Implementation") and '<details class="example"' in mod   # card first, code folded
+    assert "This page ran in" in mod
+    from relgraph.docs import broken_links
+    assert broken_links(tmp_path / "site") == []
+
+
+PARTIAL = ["00a_registry", "02b_datasets", "05_features"]   # quick to execute
 
 
 @pytest.fixture(scope="module")
-def site():
+def partial_site(tmp_path_factory):
+    "Three real pages (cached executions are reused), built as `relgraph docs --only` would."
+    from relgraph.docs import build_site
+    out = tmp_path_factory.mktemp("partial") / "site"
+    recs = build_site(out, root=ROOT, only=PARTIAL)
+    assert {k: r["error"] for k, r in recs.items()} == {k: None for k in PARTIAL}
+    return out
+
+
+def test_partial_site_links(partial_site):
+    "Every href/src of the built pages exists, every #anchor is an id; links to pages not built here name real pages."
+    from relgraph.docs import broken_links, doc_notebooks
+    assert broken_links(partial_site, pages={p.stem for p in doc_notebooks(ROOT / "nbs")}) == []
+
+
+def test_reference_page_reads_like_a_reference(partial_site):
+    page = (partial_site / "00a_registry.html").read_text()
+    card = page.index('class="api-card"')
+    assert card < page.index("<summary>Implementation and tests</summary>")          # the API leads, code folds
+    assert any("<th>Parameter</th>" in (partial_site / f"{p}.html").read_text() for p in PARTIAL)   # docments tables
+    assert re.search(r'href="https://github.com/relgraph/relgraph/blob/main/relgraph/registry.py#L\d+"', page)
+    assert "This page ran in" in page
+    nav = re.findall(r'<a href="([^"#]+)" class="md-nav__link', page)                  # the sidebar
+    assert [n for n in dict.fromkeys(nav) if n.removesuffix(".html") in PARTIAL] == [f"{p}.html" for p in PARTIAL]
+
+
+def test_quarto_stand_in_stops_with_one_line():
+    "Without Quarto, anything but `quarto render` stops at once with one line naming `relgraph docs`."
+    env = {**__import__("os").environ, "RELGRAPH_QUARTO_STANDIN": "1"}
+    r = subprocess.run([sys.executable, "-c", "from relgraph.docs import quarto_main; quarto_main()", "preview"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().count("\n") == 0 and "`relgraph docs`" in r.stderr
+    assert "quarto=relgraph.docs:quarto_main" in (ROOT / "settings.ini").read_text()
+
+
+def test_nbdev_generated_files_are_ignored():
+    names = ["nbs/_quarto.yml", "nbs/nbdev.yml", "nbs/sidebar.yml", "_proc/x.ipynb", "_docs/index.html"]
+    r = subprocess.run(["git", "check-ignore", *names], cwd=ROOT, capture_output=True, text=True)
+    assert r.stdout.split() == names
+
+
+@pytest.fixture(scope="module")
+def site():    # the whole site: minutes on a fresh clone, seconds from the cache
     from relgraph.docs import docs_cli
     docs_cli(out="_docs")        # raises SystemExit naming the notebooks that failed
     return ROOT / "_docs"
@@ -112,18 +165,28 @@ def check_page(ctx, base: str, path: str, title: str, min_images: int) -> dict:
     return dict(images=len(images), internal_links=len(internal))
 
 
+@pytest.mark.slow
 def test_home_page_in_browser(site, server, browser):
     seen = check_page(browser, server, "index.html", "relgraph", min_images=0)
     assert seen["internal_links"] >= 5          # navigation to the tutorial, guides and reference pages
 
 
+@pytest.mark.slow
 def test_tutorial_page_in_browser(site, server, browser):
     seen = check_page(browser, server, "tutorial.html", "Tutorial", min_images=1)
     assert seen["images"] >= 1
 
 
+@pytest.mark.slow
 def test_every_page_was_built(site):
     from relgraph.docs import doc_notebooks
     pages = {p.stem for p in doc_notebooks(ROOT / "nbs")}
     assert {"index", "tutorial", "byo_database", "running_on_kaggle"} <= pages
     assert sorted(p for p in pages if not (site / f"{p}.html").exists()) == []
+
+
+@pytest.mark.slow
+def test_whole_site_links(site):
+    from relgraph.docs import broken_links
+    assert broken_links(site) == []
+    assert "This page ran in" in (site / "tutorial.html").read_text()      # the tutorial says how long it took

@@ -93,15 +93,36 @@ def test_summarize_seeds():
     assert sm["auroc"]["text"] == "0.800 ± 0.100" and sm["auroc"]["n"] == 3
 
 
+def _inside(fig) -> bool:
+    "Nothing clipped: everything the figure draws lies inside it."
+    fig.draw_without_rendering(); b, box = fig.get_tightbbox(), fig.bbox_inches
+    return box.x0 - 0.01 <= b.x0 and b.x1 <= box.x1 + 0.01 and box.y0 - 0.01 <= b.y0 and b.y1 <= box.y1 + 0.01
+
+
+def _legend(ax) -> list[str]: return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def test_figures():
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-    assert isinstance(roc_pr_figure(Y, S), Figure)
-    assert isinstance(confusion_figure(evaluate(Y, S)["confusion_matrix"]), Figure)
-    assert isinstance(confusion_figure(np.eye(4, dtype=int).tolist(), normalize=True), Figure)   # multiclass
     rng = np.random.default_rng(0)
-    assert isinstance(embedding_figure(rng.random((30, 5)), rng.integers(0, 2, 30)), Figure)
+    fig = roc_pr_figure(Y, {"gnn": S, "mlp": rng.random(8)}, title="churn")
+    roc, pr = fig.axes
+    assert isinstance(fig, Figure) and fig.get_suptitle() == "churn" and _inside(fig)
+    assert (roc.get_title(), pr.get_title()) == ("ROC curve", "precision-recall curve")
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in (roc, pr))
+    assert _legend(roc)[0] == f"gnn (AUC = {skm.roc_auc_score(Y, S):.2f})" and _legend(roc)[-1] == "Chance level (AUC = 0.5)"
+    assert _legend(pr)[0] == f"gnn (AP = {skm.average_precision_score(Y, S):.2f})" and _legend(pr)[-1] == "Chance level (AP = 0.38)"
+    fig = confusion_figure(evaluate(Y, S)["confusion_matrix"], labels=["stays", "churns"], title="test split")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["3", "2", "1", "2"] and _inside(fig)
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), fig.axes[1].get_ylabel()) == ("test split", "predicted label", "true label", "rows (count)")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["stays", "churns"]
+    fig = confusion_figure(np.eye(4, dtype=int).tolist(), normalize=True)                  # multiclass, shares
+    assert fig.axes[0].texts[0].get_text() == "1.00" and fig.axes[1].get_ylabel() == "share of the true class"
+    fig = embedding_figure(rng.random((30, 5)), rng.integers(0, 2, 30))
+    assert fig.axes[0].get_title() == "embeddings (t-SNE)" and fig.axes[0].get_xlabel() and _legend(fig.axes[0]) == ["label 0", "label 1"]
     with pytest.raises(ValueError, match="single class"):
         roc_pr_figure([1, 1], [0.2, 0.3])
 

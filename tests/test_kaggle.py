@@ -71,3 +71,17 @@ def test_driver_runs_locally_with_paths_remapped_and_pull_merges(tmp_path, stand
     assert {k: len(v) for k, v in pull(work, local).items()} == {"added": 0, "replaced": 0, "kept": 4}
     r = subprocess.run(["relgraph", "kaggle", "pull", str(work), "--runs", str(local)], capture_output=True, text=True)
     assert r.returncode == 0 and "0 added" in r.stdout and "4 kept" in r.stdout
+
+
+def test_bundle_without_internet_carries_the_source(tmp_path):
+    "`--no-internet` bundles ship relgraph's source in the driver: nothing is cloned on Kaggle."
+    import base64, io, zipfile
+    from relgraph.kaggle import bundle_cli
+    (tmp_path/"sweep.yaml").write_text(SPEC)
+    bundle_cli(str(tmp_path/"sweep.yaml"), "alice/rel-shop", out=str(tmp_path/"b"), internet=False)
+    nb = nbformat.read(tmp_path/"b"/"driver.ipynb", as_version=4)
+    ns = {}; exec(nb.cells[1].source, ns)
+    names = zipfile.ZipFile(io.BytesIO(base64.b64decode(ns["SOURCE"]))).namelist()
+    assert "relgraph/experiment.py" in names and "nbs/experiment.ipynb" in names and "setup.py" in names
+    assert json.loads((tmp_path/"b"/"kernel-metadata.json").read_text())["enable_internet"] is False
+    assert "git\", \"clone" in nb.cells[2].source and "if SOURCE" in nb.cells[2].source

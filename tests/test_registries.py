@@ -37,4 +37,4 @@ def test_plugin_entries_through_a_sweep(tmp_path):
     """))
     r = _run("sweep", str(tmp_path/"sweep.yaml"), "--engine", "inprocess", runs=tmp_path/"runs")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "3 configurations, 3 ok, 0 failed" in r.stdout, r.stdout   # logreg_probe consumes no graph: one run
+    assert "3 configurations: 3 ok, 0 failed" in r.stdout, r.stdout   # logreg_probe consumes no graph: one run

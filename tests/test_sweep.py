@@ -111,8 +111,24 @@ def test_sweep_cli_yaml(standin, tmp_path):
     """))
     r = subprocess.run(["relgraph", "sweep", str(tmp_path/"sweep.yaml"), "--runs", str(tmp_path/"runs")],
                        capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert "2 configurations, 1 ok, 1 failed" in r.stdout and "deliberately broken" in r.stdout
+    assert r.returncode == 1, r.stderr                       # a failed run: the good one finishes, the status says so
+    assert "2 configurations: 1 ok, 1 failed" in r.stdout and "deliberately broken" in r.stdout
+    r = subprocess.run(["relgraph", "sweep", str(tmp_path/"sweep.yaml"), "--runs", str(tmp_path/"runs")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "1 skipped (done before)" in r.stdout and "1 failed" in r.stdout, r.stdout  # still failed
+
+
+def test_sweep_cli_invalid_configuration_stops_before_any_run(standin, tmp_path):
+    (tmp_path/"sweep.yaml").write_text(textwrap.dedent("""
+        grid:
+          model: [gcn, sagee]
+          task: [user-churn, user-chrun]
+    """))
+    r = subprocess.run(["relgraph", "sweep", str(tmp_path/"sweep.yaml"), "--runs", str(tmp_path/"runs")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("relgraph: error: 3 configuration(s) cannot run"), r.stderr
+    assert "did you mean 'sage'?" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path/"runs").exists() or not any((tmp_path/"runs").iterdir())
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("examples/*.yaml")), ids=lambda p: p.name)
@@ -137,3 +153,14 @@ def test_real_experiment_notebook_sweep_results_and_rerun(tmp_path, monkeypatch)
     df = load_runs(runs)
     assert df.height == 2 and "graph_edge_homophily" in df.columns and df["test_auroc"].is_between(0, 1).all()
     assert rerun(runs/next(iter(res))) == {}
+
+
+def test_experiment_notebook_parameters_are_the_defaults():
+    "The papermill parameters cell names every configuration key, typed, with DEFAULTS' values (and run_dir)."
+    from papermill.inspection import inspect_notebook
+    nb = Path(__file__).resolve().parent.parent/"nbs"/"experiment.ipynb"
+    params = inspect_notebook(str(nb))
+    assert set(params) == set(DEFAULTS) | {"run_dir"}
+    for k, v in DEFAULTS.items():
+        assert eval(params[k]["default"]) == v, k
+        assert params[k]["inferred_type_name"] == type(v).__name__, k
