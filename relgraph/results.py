@@ -14,7 +14,8 @@ from .datasets import dataset_label
 from .records import read_json
 
 # %% auto #0
-__all__ = ['PARAM_KEYS', 'BY', 'load_runs', 'summarize', 'metric_label', 'comparison_figure', 'homophily_figure', 'results_cli']
+__all__ = ['PARAM_KEYS', 'BY', 'load_runs', 'mark_current', 'summarize', 'metric_label', 'comparison_figure', 'homophily_figure',
+           'results_cli']
 
 # %% ../nbs/17_results.ipynb #c005
 PARAM_KEYS = ("builder_params", "model_params", "epochs", "lr")  # what, besides the seed, varies within a builder x model
@@ -54,6 +55,21 @@ def load_runs(runs_dir: str | Path = "runs") -> pl.DataFrame:
     rows = [r for r in map(_row, dirs) if r is not None]
     if not rows: return pl.DataFrame(schema={"run_id": pl.String, "status": pl.String, "path": pl.String})
     return pl.from_dicts(rows, infer_schema_length=None)
+
+# %% ../nbs/17_results.ipynb #c008d
+def mark_current(df: pl.DataFrame) -> pl.DataFrame:
+    "`df` with a `current` column: whether each record's fingerprints equal those of its data and task as they are now (None: unknown)."
+    from relgraph.records import fingerprints
+    now = {}
+    def current(path: str):
+        rec, cfg = read_json(Path(path)/"fingerprints.json"), read_json(Path(path)/"config.json") or {}
+        if not rec or "dataset" not in cfg: return None
+        key = json.dumps({k: cfg.get(k) for k in ("dataset", "data", "task")}, sort_keys=True, default=str)
+        if key not in now:
+            try: now[key] = fingerprints(cfg)
+            except (ValueError, KeyError, FileNotFoundError): now[key] = None   # data gone or not loadable here: unknown
+        return None if now[key] is None else rec == now[key]
+    return df.with_columns(current=pl.Series([current(p) for p in df["path"]], dtype=pl.Boolean))
 
 # %% ../nbs/17_results.ipynb #c010
 BY = ("data", "task", "split", "builder", "model", "params")
@@ -257,6 +273,7 @@ def results_cli(*runs: str,                # folders of run records (default: ru
                 seeds: bool = False,       # show each seed's value beside mean ± std
                 format: str = "markdown",  # markdown (tables), csv or json (numbers, on stdout)
                 figure: str = None,        # save the comparison figure here (default: <runs>/comparison.png)
+                current: bool = False,     # only records made on the data and task as they are now (see `mark_current`)
                ):
     "Print val and test metrics of the run records, mean ± std over seeds, per task type; save the comparison figures."
     from relgraph.core import get_logger
@@ -264,6 +281,10 @@ def results_cli(*runs: str,                # folders of run records (default: ru
     if format not in ("markdown", "csv", "json"): raise SystemExit(f"--format must be markdown, csv or json, not {format!r}")
     df = _load(runs)
     if df.height == 0: print(f"no run records in {', '.join(runs)}"); return
+    if current:
+        df = mark_current(df); stale = df.filter(pl.col("current") == False)
+        if stale.height: log.warning(f"left out {stale.height} stale record(s), made on other data or task definitions: {', '.join(stale['run_id'].head(5))}")
+        df = df.filter(pl.col("current") != False)
     ok = df.filter(pl.col("status") == "ok")
     types = ok["task_type"].unique(maintain_order=True).to_list() if "task_type" in ok.columns and ok.height else []
     path, tables = Path(figure or Path(runs[0])/"comparison.png"), []
