@@ -14,8 +14,8 @@ from .datasets import dataset_label
 from .records import read_json
 
 # %% auto #0
-__all__ = ['PARAM_KEYS', 'BY', 'load_runs', 'mark_current', 'summarize', 'metric_label', 'comparison_figure', 'homophily_figure',
-           'results_cli']
+__all__ = ['PARAM_KEYS', 'BY', 'LOWER_IS_BETTER', 'load_runs', 'mark_current', 'summarize', 'metric_label', 'comparison_figure',
+           'homophily_figure', 'results_cli']
 
 # %% ../nbs/17_results.ipynb #c005
 PARAM_KEYS = ("builder_params", "model_params", "epochs", "lr")  # what, besides the seed, varies within a builder x model
@@ -78,17 +78,21 @@ def _homophily_col(df: pl.DataFrame) -> str | None:
     cands = [c for c in df.columns if c.startswith("graph_") and "homophily" in c]
     return next((c for c in ("graph_edge_homophily", "graph_homophily") if c in cands), cands[0] if cands else None)
 
+LOWER_IS_BETTER = ("mae", "rmse", "log_loss")  # metrics where less is better: a gain is a decrease
+
 def _gain(out: pl.DataFrame, metric: str, base: str) -> pl.DataFrame:
+    "Each row's improvement over `base` (same data, task, split): positive is better, whichever way the metric points."
     keys = [k for k in ("data", "task", "split") if k in out.columns]
+    sign = -1.0 if metric.split("_", 1)[-1] in LOWER_IS_BETTER else 1.0
     ref = out.filter(pl.col("model") == base).group_by(keys).agg(pl.col("mean").max().alias("_ref"))
-    return out.join(ref, on=keys, how="left").with_columns((pl.col("mean") - pl.col("_ref")).alias(f"gain_over_{base}")).drop("_ref")
+    return out.join(ref, on=keys, how="left").with_columns((sign * (pl.col("mean") - pl.col("_ref")) + 0.0).alias(f"gain_over_{base}")).drop("_ref")
 
 # %% ../nbs/17_results.ipynb #c011
 def summarize(df: pl.DataFrame,             # load_runs' table
               by: tuple = BY,                 # columns whose values define a group (runs differing by seed only)
               metric: str = "test_auroc",     # the metric summarised
               base: str = "mlp",              # model the gain is measured against (same data, task, split)
-              descending: bool = True,        # sort best first
+              descending: bool | None = None, # sort order (default: best first, whichever way the metric points)
              ) -> pl.DataFrame:
     "Mean ± std of `metric` over the seeds of each group (and of its val twin), gain over `base`, graph statistics and record ids."
     if metric not in df.columns: raise ValueError(f"no metric {metric!r} in the records; metrics: {', '.join(c for c in df.columns if c.startswith(('val_', 'test_')))}")
@@ -102,6 +106,7 @@ def summarize(df: pl.DataFrame,             # load_runs' table
     pm = lambda m, s: pl.format("{} ± {}", *[pl.col(c).map_elements(lambda v: f"{v:.3f}", return_dtype=pl.String) for c in (m, s)])
     out = _gain(out, metric, base).with_columns(pm("mean", "std").alias(metric))
     if "val_mean" in out.columns: out = out.with_columns(pm("val_mean", "val_std").alias(val))
+    if descending is None: descending = metric.split("_", 1)[-1] not in LOWER_IS_BETTER
     return out.sort("mean", descending=descending, nulls_last=True)
 
 # %% ../nbs/17_results.ipynb #c014
