@@ -128,7 +128,7 @@ def get_device(device: str = "auto") -> "torch.device":
 # %% ../nbs/00_core.ipynb #c026
 def progress(it: Iterable, desc: str | None = None, total: int | None = None, leave: bool = False, **kw):
     "A tqdm progress bar over `it`; silenced by `RELGRAPH_PROGRESS=0` (as in tests and CI logs)."
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm   # plain text bars: no ipywidgets warning in a papermill kernel
     disable = os.environ.get("RELGRAPH_PROGRESS", "1") == "0"
     return tqdm(it, desc=desc, total=total, leave=leave, disable=disable, **kw)
 

@@ -48,10 +48,12 @@ def test_choose_threshold_matches_brute_force():
     y = rng.integers(0, 2, 200); s = np.round(rng.random(200) + 0.4 * y, 2)
     for metric in ("f1", "accuracy", "balanced_accuracy"):
         best = max(METRICS[metric](y, s, t) for t in np.unique(s))
-        assert METRICS[metric](y, s, choose_threshold(y, s, metric)) == pytest.approx(best)
+        assert METRICS[metric](y, s, choose_threshold(y, s, metric, tol=0)) == pytest.approx(best)
     youden = max(skm.recall_score(y, s >= t) + skm.recall_score(1 - y, s < t) - 1 for t in np.unique(s))
-    t = choose_threshold(y, s)                         # the default is Youden's J
+    t = choose_threshold(y, s, tol=0)                  # the default is Youden's J
     assert skm.recall_score(y, s >= t) + skm.recall_score(1 - y, s < t) - 1 == pytest.approx(youden)
+    t = choose_threshold(y, s)                         # within the default tolerance of the best J
+    assert skm.recall_score(y, s >= t) + skm.recall_score(1 - y, s < t) - 1 >= youden - 0.01
     # F1 by threshold: 0.9 -> 2/4, 0.7 -> 4/5 (TP 2, FN 1), 0.65 -> 4/6, 0.6 -> 4/7, 0.4 -> 6/8 (TP 3, FP 2), lower: worse
     assert choose_threshold(Y, S, "f1") == 0.7
     assert METRICS["f1"](Y, S, 0.7) == pytest.approx(4 / 5)
@@ -63,7 +65,7 @@ def test_youden_is_not_degenerate_on_a_weak_signal():
     rng = np.random.default_rng(1)
     y = (rng.random(2000) < 1 / 3).astype(int); s = 1 / (1 + np.exp(-rng.normal(0.35 * y, 1.0)))
     ppr = {m: np.mean(s >= choose_threshold(y, s, m)) for m in ("f1", "youden")}
-    assert ppr["f1"] > 0.7 and ppr["youden"] < 0.4
+    assert ppr["f1"] > 0.6 and abs(ppr["youden"] - y.mean()) < 0.05
 
 
 def test_single_class_is_nan_with_warning():
