@@ -16,8 +16,8 @@ from .registry import INPUTS, MODELS, check_model_params, consumes, load_entries
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'RUN_KEYS', 'PRED_COLS', 'resolve_config', 'load_data', 'InvalidSplit', 'check_split', 'make_inputs',
-           'check_predictions', 'fit_predict', 'evaluate_predictions', 'graph_report_of', 'figures_of', 'save_outputs',
-           'run_experiment']
+           'check_predictions', 'fit_predict', 'evaluate_predictions', 'confusion_table', 'graph_report_of',
+           'figures_of', 'save_outputs', 'run_experiment']
 
 # %% ../nbs/15_experiment.ipynb #c005
 DEFAULTS = dict(
@@ -143,6 +143,12 @@ def evaluate_predictions(preds: pl.DataFrame, task_type, info: dict | None = Non
         y, pred = part["test"]["y"].to_numpy().astype(int), task_type.predicted(_scores(part["test"]), rule).astype(int)
         out["test_confusion_matrix"] = confusion_matrix(y, pred, labels=sorted(set(y) | set(pred))).tolist()
     return out | {f"train_{k}": v for k, v in (info or {}).items() if _scalar(v) and f"train_{k}" not in out}
+
+# %% ../nbs/15_experiment.ipynb #x002
+def confusion_table(cm: list[list[int]], labels=None) -> pl.DataFrame:
+    "The confusion matrix `cm` as a table: one row per true class, one column per predicted class, counts."
+    labels = [str(l) for l in (labels or range(len(cm)))]
+    return pl.DataFrame({"true": labels, **{f"predicted {l}": [int(r[j]) for r in cm] for j, l in enumerate(labels)}})
 
 # %% ../nbs/15_experiment.ipynb #c019
 def graph_report_of(inputs: dict) -> dict:

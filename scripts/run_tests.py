@@ -1,7 +1,8 @@
 """Run relgraph's checks and tests; print one closing line `N passed, N failed`.
 
-1. nbdev contract: `nbdev_export` and `nbdev_clean` leave no diff in relgraph/ and nbs/ (in a git checkout).
-2. Every notebook in nbs/ runs (`nbdev_test`), each notebook counted as one test.
+1. nbdev contract: `nbdev_prepare` (export, every notebook's tests, clean, README) passes and leaves no diff in
+   relgraph/, nbs/ and README.md (in a git checkout); each notebook counted as one test.
+2. With --slow: `nbdev_test --flags slow` instead, so the slow cells run too.
 3. pytest over tests/ and the package's docstring examples (`--doctest-modules`).
 """
 import re, subprocess, sys, tempfile, time
@@ -21,23 +22,23 @@ def check(name, ok):
 
 t0 = time.time()
 in_git = sh("git rev-parse --is-inside-work-tree", capture_output=True).returncode == 0
-if in_git:
-    before = sh("git status --porcelain relgraph nbs", capture_output=True).stdout
-    sh("nbdev_export")
-    check("nbdev_export leaves no diff", sh("git status --porcelain relgraph nbs", capture_output=True).stdout == before)
-    sh("nbdev_clean")
-    after = sh("git status --porcelain relgraph nbs", capture_output=True).stdout
-    check("nbdev_clean leaves no diff", after == before)
-    if after != before: sh("git status --porcelain relgraph nbs; git diff --stat")
-else:
-    sh("nbdev_export")
-
+status = lambda: sh("git status --porcelain relgraph nbs README.md", capture_output=True).stdout if in_git else ""
+before = status()
 nbs = sorted(p for p in Path("nbs").glob("*.ipynb") if not p.name.startswith("_"))
-flags = "--flags slow" if slow else ""
-r = sh(f"nbdev_test --n_workers 2 --timing {flags}", capture_output=True)
+if slow:   # the slow cells too: export, test with the flag, clean
+    sh("nbdev_export")
+    r = sh("nbdev_test --n_workers 2 --timing --flags slow", capture_output=True)
+    sh("nbdev_clean")
+else:      # what a user runs: nbdev_prepare = export, test every notebook, clean, README
+    r = sh("nbdev_prepare", capture_output=True)
+    check("nbdev_prepare", r.returncode == 0)
 print(r.stdout[-20000:], r.stderr[-20000:])
+after = status()
+if in_git:
+    check("nbdev_export, nbdev_clean and the README step leave no diff", after == before)
+    if after != before: sh("git status --porcelain relgraph nbs README.md; git diff --stat")
 bad = set(re.findall(r"^\s+(\S+\.ipynb)\s*$", r.stdout + r.stderr, flags=re.M))
-if r.returncode and not bad: check("nbdev_test", False)
+if r.returncode and not bad and slow: check("nbdev_test", False)
 for nb in nbs: check(f"notebook {nb.name}", nb.name not in bad)
 
 junit = Path(tempfile.mkdtemp()) / "pytest.xml"
