@@ -384,7 +384,7 @@ def build_site(out: str | Path = "_docs", # folder the site is written to
                only: list[str] | None = None, # page names (notebook stems) to build, for a quick preview; default all
                quiet: bool = False,         # print no progress
               ) -> dict:
-    "Execute the documented notebooks (cached), write their pages and build the site; returns {page: record}."
+    "Execute the documented notebooks (cached; guides with their slow cells), write their pages and build the site; returns {page: record}."
     from nbdev.config import get_config
     from fastcore.xtras import working_directory
     with working_directory(root or Path.cwd()): cfg = get_config.__wrapped__()   # settings.ini found from `root`
@@ -396,8 +396,9 @@ def build_site(out: str | Path = "_docs", # folder the site is written to
     say = (lambda *a: None) if quiet else (lambda s: print(s, flush=True))
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))   # notebooks side by side share the cores, never oversubscribe
     lock, done, t0 = threading.Lock(), [0], time.time()
-    def run(nb):
-        rec = execute_notebook(nb, root / ".cache" / "docs", cfg.lib_path, flags, force, threads=threads,
+    def run(nb):   # guides are worked examples: their slow cells run, since their output is the point
+        skip = " ".join(f for f in flags.split() if f != "slow") if nb.name in GUIDES else flags
+        rec = execute_notebook(nb, root / ".cache" / "docs", cfg.lib_path, skip, force, threads=threads,
                                on_run=lambda p: say(f"running {p.name} ..."))
         with lock: done[0] += 1; say(_progress(done[0], len(nbs), nb.stem, rec))
         return rec
