@@ -4,7 +4,7 @@
 
 # %% ../nbs/19a_bench.ipynb #c001
 from __future__ import annotations
-import datetime as dt, os, statistics, tempfile
+import datetime as dt, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ from .records import read_json, record_status, run_record
 from .testing import TINY_T, tiny_shop
 
 # %% auto #0
-__all__ = ['time_engines', 'bench_runs', 'bench_data', 'scale_shop', 'hetero_reviews', 'bench_edges']
+__all__ = ['time_engines', 'import_seconds', 'bench_runs', 'bench_data', 'scale_shop', 'hetero_reviews', 'bench_edges']
 
 # %% ../nbs/19a_bench.ipynb #c005
 def _timed(cfg: dict, engine: str) -> float:
@@ -38,18 +38,26 @@ def time_engines(cfg: dict, repeats: int = 3) -> dict:
     med = {e: statistics.median(v) for e, v in t.items()}
     return {"seconds": t, "median": med, "overhead_seconds": med["papermill"] - med["inprocess"]}
 
+def import_seconds() -> float:
+    "Seconds a fresh Python process takes to import every module that registers relgraph's entries."
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "from relgraph.registry import load_entries; load_entries()"], check=True)
+    return time.perf_counter() - t0
+
 def bench_runs(customers: int = 300,               # synthetic shop size
                model: str = "gcn",                 # model of the benchmarked configuration
                builder: str = "shared_attribute",  # edge builder of the benchmarked configuration
                epochs: int = 5,                    # training epochs
                repeats: int = 3,                   # timed runs per engine
               ):
-    "Print papermill's per-run overhead against an in-process run of the same configuration."
-    r = time_engines(dict(customers=customers, model=model, builder=builder, epochs=epochs), repeats)
+    "Print papermill's per-run overhead against an in-process run of the same configuration, and what a fresh process spends importing."
+    os.environ["RELGRAPH_PROGRESS"] = "0"
+    r = time_engines(dict(data={"customers": customers}, model=model, builder=builder, epochs=epochs), repeats)
     med = r["median"]
     print(f"one run of {model} on {builder}, shop of {customers} customers, {epochs} epochs; median of {repeats}:")
     for e, v in r["seconds"].items(): print(f"  {e:<10} {med[e]:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)})")
     print(f"  papermill overhead per run: {r['overhead_seconds']:.2f} s ({med['papermill'] / med['inprocess']:.1f}x)")
+    print(f"  of which importing relgraph's entries (torch, PyG, scikit-learn, ...) in a fresh process: {import_seconds():.2f} s")
 
 # %% ../nbs/19a_bench.ipynb #c008
 def bench_data(sizes: str = "100000,1000000",  # comma-separated customer counts
