@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_experiment.ipynb #c001
 from __future__ import annotations
-import copy, difflib, json, tempfile
+import copy, difflib, inspect, json, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,14 @@ def _check_keys(cfg: dict):
         raise ValueError(f"model_params: {', '.join(map(repr, bad))} are configuration keys of their own; set them at the top level")
 
 # %% ../nbs/15_experiment.ipynb #c008
+def _check_builder_params(name: str, params: dict):
+    "A `ValueError` naming the parameters builder `name` does not take (its plan's defaults are filled in later, per schema)."
+    from relgraph.builders import EDGE_BUILDERS
+    sig = inspect.signature(EDGE_BUILDERS[name])
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()): return
+    known = [k for k in sig.parameters if k not in ("db", "entity_table", "ids", "t")]
+    if bad := sorted(set(params) - set(known)): raise ValueError(_unknown(f"parameter(s) of builder {name!r}:", bad, known))
+
 def resolve_config(cfg: dict | None = None, **kw) -> dict:
     "The full configuration: defaults filled in, unknown keys and parameters refused, equivalent configurations made equal."
     cfg = {**(cfg or {}), **kw}; cfg.pop("run_dir", None)
@@ -66,8 +74,7 @@ def resolve_config(cfg: dict | None = None, **kw) -> dict:
     takes = model_params(out["model"])
     for k, f in (("epochs", int), ("lr", float)): out[k] = f(out[k]) if k in takes and out[k] is not None else None
     if "graph" in consumes(out["model"]) and getattr(MODELS[out["model"]], "uses_edges", True):
-        from relgraph.builders import EDGE_BUILDERS
-        EDGE_BUILDERS[out["builder"]]
+        _check_builder_params(out["builder"], out["builder_params"] or {})
     else: out.update(builder="none", builder_params={})
     if out["split"] not in ("temporal", "nodes"): raise ValueError(f"split must be 'temporal' or 'nodes', not {out['split']!r}")
     out["seed"] = int(out["seed"])
