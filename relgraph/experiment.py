@@ -87,6 +87,10 @@ def load_data(cfg: dict) -> tuple:
     return db, load_dataset_task(cfg["dataset"], db, cfg["task"], cfg["data"])
 
 # %% ../nbs/15_experiment.ipynb #c013
+def _source(name: str, names) -> str | None:
+    "The other consumed input that input `name` can be derived from (its `derive` metadata), if any."
+    return next((s for s in getattr(INPUTS[name], "derive", {}) if s in names and s != name), None)
+
 class InvalidSplit(ValueError):
     "A split the task cannot be learnt from (one class among the training labels): recorded as `invalid`, never retried."
 
@@ -106,7 +110,11 @@ def make_inputs(cfg: dict, db, task) -> dict:
         raise ValueError(f"model {cfg['model']!r} does not do {tt.name} (task {task.name!r}); it does: "
                          f"{', '.join(getattr(MODELS[cfg['model']], 'task_types', ())) or 'nothing declared'}")
     check_split(task, tt)
-    return {name: INPUTS[name](db, task, cfg) for name in consumes(cfg["model"])}
+    names, made = consumes(cfg["model"]), {}
+    for name in sorted(names, key=lambda n: _source(n, names) is not None):   # what can be derived comes last
+        src = _source(name, names)
+        made[name] = INPUTS[name].derive[src](made[src]) if src else INPUTS[name](db, task, cfg)
+    return {name: made[name] for name in names}
 
 # %% ../nbs/15_experiment.ipynb #c015
 PRED_COLS = ("entity", "timestamp", "split", "y", "score")

@@ -188,8 +188,9 @@ def feature_table(graphs: Snapshots, split: str) -> pl.DataFrame:
     out = pl.concat(frames)
     return out.select("entity", "timestamp", "y", *[c for c in out.columns if c not in ("entity", "timestamp", "y")])
 
-@INPUTS.register("features")
+def _tables(graphs: Snapshots) -> dict[str, pl.DataFrame]: return {s: feature_table(graphs, s) for s in graphs}
+
+@INPUTS.register("features", derive={"graph": _tables})   # a model that also consumes the graph: its nodes' features, not a second featurisation
 def features_input(db: Database, task, cfg: dict) -> dict[str, pl.DataFrame]:
     "{split: feature table} of the configuration's labelled entities (the same snapshots, without edges)."
-    g = snapshots(db, task, "none", {}, cfg.get("split", "temporal"), cfg.get("seed", 0), cfg.get("cache_dir"))
-    return {s: feature_table(g, s) for s in SPLITS}
+    return _tables(snapshots(db, task, "none", {}, cfg.get("split", "temporal"), cfg.get("seed", 0), cfg.get("cache_dir")))
