@@ -4,7 +4,7 @@
 
 # %% ../nbs/19a_bench.ipynb #c001
 from __future__ import annotations
-import datetime as dt, os, statistics, subprocess, sys, tempfile, time
+import datetime as dt, os, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 from typing import Callable
 
@@ -21,22 +21,25 @@ from .records import read_json, record_status, run_record
 from .testing import TINY_T, tiny_shop
 
 # %% auto #0
-__all__ = ['time_engines', 'import_seconds', 'bench_runs', 'bench_data', 'scale_shop', 'hetero_reviews', 'bench_edges']
+__all__ = ['time_engines', 'import_seconds', 'bench_runs', 'bench_data', 'scale_shop', 'events_folder', 'hetero_reviews',
+           'bench_edges']
 
 # %% ../nbs/19a_bench.ipynb #c005
 def _timed(cfg: dict, engine: str) -> float:
     d = tempfile.mkdtemp(prefix=f"relgraph-bench-{engine}-")
-    with measure(engine) as m: p = run_record(cfg, d, engine=engine)
-    if record_status(p) != "ok": raise RuntimeError(f"bench run failed ({engine}): {read_json(p/'status.json')['error']}")
+    try:
+        with measure(engine) as m: p = run_record(cfg, d, engine=engine)
+        if record_status(p) != "ok": raise RuntimeError(f"bench run failed ({engine}): {read_json(p/'status.json')['error']}")
+    finally: shutil.rmtree(d, ignore_errors=True)
     return m.seconds
 
 def time_engines(cfg: dict, repeats: int = 3) -> dict:
-    "Seconds per run of `cfg` in-process (after a warm-up) and through papermill: {'seconds', 'median', 'overhead_seconds'}."
+    "Seconds per run of `cfg` in-process and through papermill, each after its warm-up: {'seconds', 'median', 'first', 'overhead_seconds'}."
     cfg = resolve_config(cfg)
-    _timed(cfg, "inprocess")  # warm-up: imports and caches, paid once by an in-process sweep
+    first = {e: _timed(cfg, e) for e in ("inprocess", "papermill")}   # imports, caches, the worker's kernel: paid once
     t = {e: [_timed(cfg, e) for _ in range(repeats)] for e in ("inprocess", "papermill")}
     med = {e: statistics.median(v) for e, v in t.items()}
-    return {"seconds": t, "median": med, "overhead_seconds": med["papermill"] - med["inprocess"]}
+    return {"seconds": t, "median": med, "first": first, "overhead_seconds": med["papermill"] - med["inprocess"]}
 
 def import_seconds() -> float:
     "Seconds a fresh Python process takes to import every module that registers relgraph's entries."
@@ -44,20 +47,35 @@ def import_seconds() -> float:
     subprocess.run([sys.executable, "-c", "from relgraph.registry import load_entries; load_entries()"], check=True)
     return time.perf_counter() - t0
 
+# %% ../nbs/19a_bench.ipynb #r002
+def _overhead_lines(what: str, r: dict, repeats: int) -> list[str]:
+    med, first = r["median"], r["first"]
+    return [f"{what}; median of {repeats}:",
+            *(f"  {e:<10} {med[e]:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)}; first run {first[e]:.2f} s)" for e, v in r["seconds"].items()),
+            f"  papermill overhead per run: {r['overhead_seconds']:.2f} s"]
+
 def bench_runs(customers: int = 300,               # synthetic shop size
-               model: str = "gcn",                 # model of the benchmarked configuration
-               builder: str = "shared_attribute",  # edge builder of the benchmarked configuration
+               model: str = "gcn",                 # model of the shop's configuration
+               builder: str = "shared_attribute",  # edge builder of the shop's configuration
                epochs: int = 5,                    # training epochs
+               events: int = 300_000,              # review rows of the parquet database (0: skip it)
+               events_model: str = "lightgbm",     # model of the parquet database's configuration
                repeats: int = 3,                   # timed runs per engine
-              ):
-    "Print papermill's per-run overhead against an in-process run of the same configuration, and what a fresh process spends importing."
+              ) -> dict:
+    "Print papermill's per-run overhead against in-process runs on the shop and on a parquet database; the overheads."
     os.environ["RELGRAPH_PROGRESS"] = "0"
+    out, lines = {}, []
     r = time_engines(dict(data={"customers": customers}, model=model, builder=builder, epochs=epochs), repeats)
-    med = r["median"]
-    print(f"one run of {model} on {builder}, shop of {customers} customers, {epochs} epochs; median of {repeats}:")
-    for e, v in r["seconds"].items(): print(f"  {e:<10} {med[e]:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)})")
-    print(f"  papermill overhead per run: {r['overhead_seconds']:.2f} s ({med['papermill'] / med['inprocess']:.1f}x)")
-    print(f"  of which importing relgraph's entries (torch, PyG, scikit-learn, ...) in a fresh process: {import_seconds():.2f} s")
+    out["shop"] = r["overhead_seconds"]
+    print(*_overhead_lines(f"{model} on {builder}, shop of {customers:,} customers, {epochs} epochs", r, repeats), sep="\n")
+    if events:
+        with tempfile.TemporaryDirectory() as d:
+            path = events_folder(Path(d)/"events", events)
+            r = time_engines(dict(dataset=str(path), task="user-churn", model=events_model, builder="co_interaction", epochs=epochs), repeats)
+        out["parquet"] = r["overhead_seconds"]
+        print(*_overhead_lines(f"{events_model}, parquet database of {events:,} review rows", r, repeats), sep="\n")
+    print(f"a fresh kernel would add its start and imports to every run; importing relgraph's entries alone takes {import_seconds():.2f} s")
+    return out
 
 # %% ../nbs/19a_bench.ipynb #c008
 def bench_data(sizes: str = "100000,1000000",  # comma-separated customer counts
@@ -90,6 +108,15 @@ def scale_shop(customers: int = 1_600_000, reviews: int = 12_600_000, products: 
                   review=dict(pkey="review_id", fkeys={"customer_id": "customer", "product_id": "product"}, time_col="review_time"))
     return Database(dict(customer=customer, product=pl.DataFrame({"product_id": np.arange(products)}), review=review), schema,
                     name="scale-shop", val_timestamp="2018-07-01", test_timestamp="2019-01-01", check_keys=False)
+
+# %% ../nbs/19a_bench.ipynb #r001
+def events_folder(path: str | Path,     # where the RelBench folder goes
+                  events: int = 300_000, # review rows
+                  seed: int = 0,
+                 ) -> Path:
+    "A RelBench folder of parquet files: customers, products and `events` reviews (heavy-tailed), for run benchmarks."
+    from relgraph.io import save_relbench
+    return save_relbench(scale_shop(customers=max(events // 15, 10), reviews=events, products=max(events // 60, 10), seed=seed), path)
 
 # %% ../nbs/19a_bench.ipynb #c074
 def _bench_db(spec: dict) -> Database:

@@ -5,6 +5,7 @@
 # %% ../nbs/15a_records.ipynb #c001
 from __future__ import annotations
 import datetime as dt, errno, importlib.metadata as ilm, json, os, platform, re, shutil, subprocess, sys, tempfile, time, traceback
+from multiprocessing.util import Finalize
 from pathlib import Path
 
 from .core import Registry, atomic_path, config_hash, get_device, write_json
@@ -15,7 +16,7 @@ from .experiment import RUN_KEYS, resolve_config, run_experiment
 # %% auto #0
 __all__ = ['PACKAGES', 'ENGINES', 'fingerprints', 'run_id', 'git_commit', 'device_name', 'environment', 'read_json',
            'record_status', 'clean_stale', 'failure_kind', 'should_run', 'run_record', 'experiment_notebook',
-           'run_inprocess', 'run_papermill']
+           'run_inprocess', 'run_papermill', 'warm_kernel', 'close_kernels']
 
 # %% ../nbs/15a_records.ipynb #c005
 def fingerprints(cfg: dict) -> dict:
@@ -164,13 +165,79 @@ def run_inprocess(cfg: dict, run_dir: str | Path) -> dict:
     "Run the experiment in this process (no notebook in the record)."
     return run_experiment(cfg, run_dir)
 
+
+# %% ../nbs/15a_records.ipynb #w005
 @ENGINES.register("papermill")
 def run_papermill(cfg: dict, run_dir: str | Path) -> Path:
-    "Execute the experiment notebook with `cfg` as its parameters into `run_dir/experiment.ipynb`."
+    "Execute the experiment notebook with `cfg` as its parameters into `run_dir/experiment.ipynb` (in a warm kernel)."
     import papermill as pm
     out = Path(run_dir)/"experiment.ipynb"
     params = {**cfg, "run_dir": str(Path(run_dir).resolve())}
-    pm.execute_notebook(str(experiment_notebook()), str(out), parameters=params, kernel_name="python3",
-                        progress_bar=False, log_output=False, cwd=str(Path.cwd()),
-                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no shutdown-interrupt noise
+    common = dict(parameters=params, kernel_name="python3", progress_bar=False, log_output=False, cwd=str(Path.cwd()))
+    if os.environ.get("RELGRAPH_FRESH_KERNEL", "0") not in ("", "0"):
+        pm.execute_notebook(str(experiment_notebook()), str(out), **common,
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no shutdown-interrupt noise
+    else: pm.execute_notebook(str(experiment_notebook()), str(out), **common, engine_name=_warm_engine(),
+                              plugins=tuple(cfg.get("plugins") or ()))
     return out
+
+# %% ../nbs/15a_records.ipynb #w002
+_KERNELS: dict = {}   # (cwd, plugins) -> a started kernel manager, per process
+
+def _started(km) -> bool:
+    from jupyter_core.utils import run_sync
+    return km is not None and run_sync(km.is_alive)()
+
+def warm_kernel(cwd: str | Path,          # the folder the kernel runs in (relative paths of the configuration)
+                plugins: tuple = (),      # the configuration's plugins (registered in the kernel once imported)
+               ):
+    "A started python3 kernel for runs from `cwd` with `plugins`: this process's earlier one when alive, else a new one."
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+    key = (str(cwd), tuple(plugins))
+    if not _started(km := _KERNELS.get(key)):
+        if not _KERNELS: Finalize(None, close_kernels, exitpriority=10)   # at exit, sweep worker processes included
+        km = AsyncKernelManager(kernel_name="python3")
+        run_sync(km.start_kernel)(extra_arguments=["--IPKernelApp.log_level=CRITICAL"], cwd=str(cwd))
+        _KERNELS[key] = km
+    return km
+
+def close_kernels() -> int:
+    "Shut down this process's warm kernels; how many there were."
+    from jupyter_core.utils import run_sync
+    n = len(_KERNELS)
+    for km in _KERNELS.values():
+        try: run_sync(km.shutdown_kernel)(now=True)
+        except Exception: pass
+    _KERNELS.clear(); return n
+
+# %% ../nbs/15a_records.ipynb #w003
+def _reset(km, timeout: float = 60) -> None:
+    "Empty the kernel's namespace (its imported modules stay)."
+    from jupyter_core.utils import run_sync
+    kc = km.client(); kc.start_channels()
+    try:
+        run_sync(kc.wait_for_ready)(timeout=timeout)
+        run_sync(kc.execute_interactive)("get_ipython().run_line_magic('reset', '-f')", silent=True, store_history=False,
+                                         timeout=timeout, output_hook=lambda msg: None)
+    finally: kc.stop_channels()
+
+def _warm_engine() -> str:
+    "Register (once) the papermill engine that executes notebooks in `warm_kernel`s; its name."
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, logger, papermill_engines
+    if "relgraph-warm" in papermill_engines._engines: return "relgraph-warm"
+    class WarmEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, cwd=None, plugins=(), **kw):
+            km = warm_kernel(cwd or Path.cwd(), plugins); _reset(km, start_timeout)
+            kw = {k: v for k, v in kw.items() if k not in ("input_path", "timeout", "startup_timeout")}
+            c = PapermillNotebookClient(nb_man, km=km, timeout=execution_timeout, startup_timeout=start_timeout,
+                                        kernel_name=kernel_name, log=logger, log_output=log_output, stdout_file=stdout_file,
+                                        stderr_file=stderr_file, **kw)
+            try: return c.execute()
+            finally:
+                if c.kc is not None: c.kc.stop_channels()   # the kernel stays; its client for this run goes
+    papermill_engines.register("relgraph-warm", WarmEngine)
+    return "relgraph-warm"
