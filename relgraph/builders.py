@@ -5,22 +5,26 @@
 # %% ../nbs/06c_builders.ipynb #c001
 from __future__ import annotations
 import datetime as dt, inspect
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from fastcore.basics import patch
 
-from .core import Registry
+from .core import Registry, get_logger
 from .cooccurrence import cooccurrence, incidence, top_k_rows
 from .database import Database
 from .edges import Edges, canonical, empty_edges, pair_weight
 from .paths import as_ids, metapaths, path_rows, snapshot_time, window_filter
 
 # %% auto #0
-__all__ = ['EDGE_BUILDERS', 'NEAR_UNIQUE', 'NEAR_CONSTANT', 'entity_ids', 'build_edges', 'builder_params', 'shared_attribute',
-           'plan_shared_attribute', 'co_interaction', 'plan_co_interaction', 'metapath', 'plan_metapath', 'knn',
-           'plan_knn', 'co_activity', 'plan_co_activity', 'sessions', 'co_session', 'plan_co_session',
-           'configuration_model', 'no_edges', 'plan_random', 'random_edges', 'union', 'sum_edges', 'plan_composite']
+__all__ = ['EDGE_BUILDERS', 'NEAR_UNIQUE', 'NEAR_CONSTANT', 'MAX_SHARE', 'MAX_CANDIDATES', 'entity_ids', 'build_edges',
+           'builder_params', 'shared_attribute', 'plan_shared_attribute', 'co_interaction', 'plan_co_interaction',
+           'metapath', 'plan_metapath', 'knn', 'plan_knn', 'co_activity', 'plan_co_activity', 'sessions', 'co_session',
+           'plan_co_session', 'configuration_model', 'no_edges', 'plan_random', 'random_edges', 'rewire', 'union',
+           'sum_edges', 'plan_composite', 'Candidate', 'candidates_co_interaction', 'candidates_shared_attribute',
+           'candidates_co_activity', 'candidates']
 
 # %% ../nbs/06c_builders.ipynb #c033
 EDGE_BUILDERS = Registry("edge builder")  # name -> builder(db, entity_table, ids, t, **params) -> Edges; meta: plan(db, entity_table) -> params
@@ -145,39 +149,57 @@ def _attribute_paths(db: Database, entity_table: str):
                             yield base + [f"{L2}.{fa}", f"{L2}.{fb}"], L2, fb, 3
                             yield from ((base + [f"{L2}.{fa}", f"{L2}.{fb}", f"{B}.{c}"], B, c, None) for c in db.lazy(B).collect_schema())
 
+def _own_paths(db: Database, entity_table: str):
+    "Yield (steps, table, column, kind) of the entity's own columns and foreign keys: entities with the same value or parent row."
+    s = db.schema[entity_table]
+    for c in db.lazy(entity_table).collect_schema():
+        if c not in (s.pkey, s.time_col): yield [f"{entity_table}.{c}"], entity_table, c, (3 if c in s.fkeys else None)
+
 # %% ../nbs/06c_builders.ipynb #c039d
-def plan_shared_attribute(db: Database, entity_table: str) -> dict:
-    "Shared-attribute params for this schema: the best grouping column reachable through an event or link table."
-    order, cands, skipped, verdicts = {t: i for i, t in enumerate(db.schema)}, [], [], {}
-    for steps, tab, col, kind in _attribute_paths(db, entity_table):
+def _shared_paths(db: Database, entity_table: str) -> tuple[list[tuple[int, list[str]]], list[str]]:
+    "Usable shared-attribute paths from `entity_table`, best first, as (tier, steps); why other columns were skipped."
+    order, cands, skipped, verdicts = {t: i for i, t in enumerate(db.schema)}, {}, [], {}
+    walks = [(0, *w) for w in _attribute_paths(db, entity_table)] + [(1, *w) for w in _own_paths(db, entity_table)]
+    for tier, steps, tab, col, kind in walks:
         s = db.schema[tab]
         if kind is None:
             if col in (s.pkey, s.time_col, *s.fkeys): continue
             kind = _kind(db.lazy(tab).collect_schema()[col])
             if kind is None: continue
-        if tab not in verdicts: verdicts[tab] = {}
-        if col not in verdicts[tab]: verdicts[tab].update(_column_verdict(db, tab, [col]))
+        if col not in verdicts.setdefault(tab, {}): verdicts[tab].update(_column_verdict(db, tab, [col]))
         if (why := verdicts[tab][col]): skipped.append(f"{tab}.{col} is {why}"); continue
-        cols = list(db.lazy(tab).collect_schema())
-        cands.append(((kind, len(steps), [order[x.split('.')[0]] for x in steps], cols.index(col)), steps))
-    if not cands:
-        why = "; ".join(dict.fromkeys(skipped)) or f"no table links it to rows with a list, string or integer column"
+        key = (tier, kind, len(steps), [order[x.split('.')[0]] for x in steps], list(db.lazy(tab).collect_schema()).index(col))
+        cands[" -> ".join(steps)] = min(cands.get(" -> ".join(steps), (key, steps)), (key, steps))
+    for L, s in db.schema.items():                    # last resort: the referenced row itself (entities sharing it)
+        for ec in [c for c, r in s.fkeys.items() if r == entity_table]:
+            for ic in [c for c in s.fkeys if c != ec]:
+                cands.setdefault(f"{L}.{ec} -> {L}.{ic}", ((2, 3, 2, [order[L]], 0), [f"{L}.{ec}", f"{L}.{ic}"]))
+    return [(k[0], steps) for k, steps in sorted(cands.values())], list(dict.fromkeys(skipped))
+
+def _timed(db: Database, entity_table: str, steps: list[str]) -> bool:
+    "Whether a table on the path (the entity's own aside) has a time column: then the plan looks back a year."
+    return any(db.schema[x.split(".")[0]].time_col for x in steps if x.split(".")[0] != entity_table)
+
+def plan_shared_attribute(db: Database, entity_table: str) -> dict:
+    "Shared-attribute params for this schema: the best grouping column reachable through an event or link table."
+    paths, skipped = _shared_paths(db, entity_table)
+    if not paths:
+        why = "; ".join(skipped) or f"no table links it to rows with a list, string or integer column"
         raise ValueError(f"shared_attribute: nothing to share for {entity_table!r} ({why}): name path= or use co_interaction")
-    steps = min(cands)[1]
-    timed = any(db.schema[x.split(".")[0]].time_col for x in steps)
-    return dict(path=" -> ".join(steps), window_days=365 if timed else None, weighting="cosine", top_k=10)
+    steps = paths[0][1]
+    return dict(path=" -> ".join(steps), window_days=365 if _timed(db, entity_table, steps) else None, weighting="cosine", top_k=10)
 
 EDGE_BUILDERS.register("shared_attribute", plan=plan_shared_attribute)(shared_attribute)  # the same builder, with its plan
 
 # %% ../nbs/06c_builders.ipynb #c041
-def _event_cols(db: Database, entity_table: str, event_table: str | None, item_col: str | None):
+def _event_cols(db: Database, entity_table: str, event_table: str | None, item_col: str | None, entity_col: str | None = None):
     "(event table, entity fkey, item fkey) linking `entity_table` to items, inferred when unambiguous."
     cands = [(t, c, i) for t, s in db.schema.items() if event_table in (None, t)
-             for c, r in s.fkeys.items() if r == entity_table
+             for c, r in s.fkeys.items() if r == entity_table and entity_col in (None, c)
              for i in s.fkeys if i != c and item_col in (None, i)]
     if len(cands) != 1:
         raise ValueError(f"co_interaction: {'no' if not cands else 'several'} (event table, entity fkey, item fkey) for "
-                         f"{entity_table!r}: {cands}; name event_table= and item_col=")
+                         f"{entity_table!r}: {cands}; name event_table=, item_col= and entity_col=")
     return cands[0]
 
 # %% ../nbs/06c_builders.ipynb #c042
@@ -217,10 +239,11 @@ def co_interaction(db: Database, entity_table: str, ids, t,
                    max_dt: float | None = None,       # link only via events within this many days of each other
                    window_days: float | None = None,  # only events within this many days before t
                    weighting: str = "count", min_shared: int = 1, min_weight: float = 0.0, top_k: int | None = None,
-                   max_hub: int | None = None, hub: str = "drop", chunk_pairs: float = 2e7) -> Edges:
+                   max_hub: int | None = None, hub: str = "drop", chunk_pairs: float = 2e7,
+                   entity_col: str | None = None) -> Edges:  # fkey of the event table naming the entity (when it has two)
     "Entities linked by the items they both interacted with (optionally within `max_dt` days)."
     db = _view(db, t)
-    ev, ec, ic = _event_cols(db, entity_table, event_table, item_col)
+    ev, ec, ic = _event_cols(db, entity_table, event_table, item_col, entity_col)
     if max_dt is None:
         return shared_attribute(db, entity_table, ids, t, [f"{ev}.{ec}", f"{ev}.{ic}"], window_days, min_shared,
                                 weighting, min_weight, top_k, max_hub, hub, chunk_pairs)
@@ -230,11 +253,13 @@ def co_interaction(db: Database, entity_table: str, ids, t,
 
 def plan_co_interaction(db: Database, entity_table: str) -> dict:
     "Co-interaction params for this schema: the first event table (timed first) with another foreign key, its 10 strongest links."
-    cands = [(s.time_col is None, L, ic) for L, s in db.schema.items() for ec, r in s.fkeys.items() if r == entity_table
+    cands = [(s.time_col is None, L, ec, ic) for L, s in db.schema.items() for ec, r in s.fkeys.items() if r == entity_table
              for ic in s.fkeys if ic != ec]
     if not cands: raise ValueError(f"co_interaction: no table has a foreign key to {entity_table!r} and a second one, so no rows are shared")
-    untimed, ev, ic = min(cands, key=lambda c: c[0])  # stable: the schema's order among equals
-    return dict(event_table=ev, item_col=ic, window_days=None if untimed else 365, top_k=10)
+    untimed, ev, ec, ic = min(cands, key=lambda c: c[0])  # stable: the schema's order among equals
+    out = dict(event_table=ev, item_col=ic, window_days=None if untimed else 365, top_k=10)
+    several = [c for c, r in db.schema[ev].fkeys.items() if r == entity_table and c != ic]
+    return out | (dict(entity_col=ec) if len(several) > 1 else {})   # two keys to the entity (a member and a buddy): say whose
 
 EDGE_BUILDERS.register("co_interaction", plan=plan_co_interaction)(co_interaction)
 
@@ -460,15 +485,24 @@ def random_edges(db: Database, entity_table: str, ids, t,
                  base_params: dict | None = None,  # its params, as that graph was built (None: its plan for the schema)
                  seed: int = 0) -> Edges:          # random seed
     "The graph built by `base`, rewired at random: same nodes, same edge count, (nearly) the same degrees and weights."
-    db, rng, n = _view(db, t), np.random.default_rng(seed), len(ids)
+    db = _view(db, t)
     base = base or _default_base(db, entity_table)
     b = EDGE_BUILDERS[base](db, entity_table, ids, t, **(builder_params(db, entity_table, base) if base_params is None else base_params))
-    up = b.edge_index[0] < b.edge_index[1]; m = int(up.sum())
-    src, dst = configuration_model(b.edge_index[:, up].ravel(), n, rng)
-    src, dst = _top_up(src, dst, np.bincount(b.edge_index[0], minlength=n), n, m, rng)
-    e = canonical(src, dst, rng.permutation(b.edge_weight[up])[:len(src)], n)
-    e.info.update(base=base, base_edges=m)
+    e = rewire(b, seed)
+    e.info.update(base=base)
     return e
+
+def rewire(e: Edges,          # a graph (canonical: both directions of every edge)
+           seed: int = 0      # random seed
+           ) -> Edges:
+    "`e` rewired at random: same nodes, same edge count, (nearly) the same degrees, its weights shuffled onto the new edges."
+    rng, n = np.random.default_rng(seed), e.num_nodes
+    up = e.edge_index[0] < e.edge_index[1]; m = int(up.sum())
+    src, dst = configuration_model(e.edge_index[:, up].ravel(), n, rng)
+    src, dst = _top_up(src, dst, np.bincount(e.edge_index[0], minlength=n), n, m, rng)
+    out = canonical(src, dst, rng.permutation(e.edge_weight[up])[:len(src)], n)
+    out.info.update(base_edges=m)
+    return out
 
 # %% ../nbs/06c_builders.ipynb #c067
 def _parts(db, entity_table, ids, t, builders: dict) -> list[tuple[str, Edges]]:
@@ -511,3 +545,112 @@ def plan_composite(db: Database, entity_table: str) -> dict:
 
 EDGE_BUILDERS.register("union", plan=plan_composite)(union)
 EDGE_BUILDERS.register("sum", plan=plan_composite)(sum_edges)
+
+# %% ../nbs/06c_builders.ipynb #c073
+MAX_SHARE = 0.5  # a value reached by more than this share of the entities is a hub: a candidate drops it
+MAX_CANDIDATES = 12  # most candidates one builder proposes for one schema
+_log = get_logger(__name__)
+
+@dataclass
+class Candidate:
+    "A graph worth trying: a name stating its path, the builder and its parameters."
+    name: str              # e.g. 'shared_attribute: review.customer_id -> review.product_id -> product.category'
+    builder: str           # a key of EDGE_BUILDERS
+    params: dict           # the builder's parameters
+    note: str = ""         # what planning changed (hubs dropped)
+
+# %% ../nbs/06c_builders.ipynb #c074
+@patch
+def control(self: Candidate) -> Candidate:
+    "The random control of this graph: the same nodes and edge count, rewired."
+    return Candidate(f"random: {self.name}", "random", dict(base=self.builder, base_params=dict(self.params)), "control")
+
+@patch
+def config(self: Candidate) -> dict:
+    "The configuration keys that select this graph (for a sweep)."
+    return dict(builder=self.builder, builder_params=dict(self.params))
+
+# %% ../nbs/06c_builders.ipynb #c075
+def _skip(skipped: list | None, why: str):
+    _log.info(why)
+    if skipped is not None: skipped.append(why)
+
+def _hub_cap(db: Database, entity_table: str, name: str, steps: list[str]) -> tuple[int | None, str]:
+    "(max_hub, note) for a candidate along `steps`; max_hub None (and the reason) when no value is left to share."
+    ids = entity_ids(db, entity_table); n = len(ids); cap = max(int(MAX_SHARE * n), 2)
+    df = path_rows(db, entity_table, ids, steps).unique().group_by("value").agg(pl.len().alias("df")).collect()["df"]
+    shared, hubs = int((df > 1).sum()), int((df > cap).sum())
+    if shared == 0: return None, f"{name}: skipped, no value is shared by two of the {n} entities"
+    if hubs == shared: return None, f"{name}: skipped, every shared value reaches more than {MAX_SHARE:.0%} of the {n} entities"
+    return cap, f"{hubs} value(s) reaching more than {MAX_SHARE:.0%} of the entities dropped" if hubs else ""
+
+# %% ../nbs/06c_builders.ipynb #c076
+def candidates_co_interaction(db: Database, entity_table: str, skipped: list | None = None) -> list[Candidate]:
+    "Co-interaction through every foreign key of every table referencing `entity_table`, whatever the referenced rows hold."
+    out = []
+    for L, s in db.schema.items():
+        for ec in [c for c, r in s.fkeys.items() if r == entity_table]:
+            for ic in [c for c in s.fkeys if c != ec]:
+                name = f"co_interaction: {L}.{ec} -> {L}.{ic}"
+                cap, note = _hub_cap(db, entity_table, name, [f"{L}.{ec}", f"{L}.{ic}"])
+                if cap is None: _skip(skipped, note); continue
+                p = dict(event_table=L, item_col=ic, window_days=365 if s.time_col else None, top_k=10, max_hub=cap)
+                out.append(Candidate(name, "co_interaction", p | (dict(entity_col=ec) if len([r for r in s.fkeys.values() if r == entity_table]) > 1 else {}), note))
+    return out[:MAX_CANDIDATES]
+
+EDGE_BUILDERS.register("co_interaction", plan=plan_co_interaction, candidates=candidates_co_interaction)(co_interaction)
+
+# %% ../nbs/06c_builders.ipynb #c077
+def candidates_shared_attribute(db: Database, entity_table: str, skipped: list | None = None) -> list[Candidate]:
+    "Shared attribute through each usable column of a referenced row (and one hop on), and the entity's own columns and keys."
+    paths, why = _shared_paths(db, entity_table)
+    for w in why: _skip(skipped, f"shared_attribute: {w}")
+    out = []
+    for tier, steps in paths:
+        if tier == 2: continue                                     # the referenced row itself: co_interaction's candidate
+        name = f"shared_attribute: {' -> '.join(steps)}"
+        cap, note = _hub_cap(db, entity_table, name, steps)
+        if cap is None: _skip(skipped, note); continue
+        out.append(Candidate(name, "shared_attribute", dict(path=" -> ".join(steps), window_days=365 if _timed(db, entity_table, steps) else None,
+                                                            weighting="cosine", top_k=10, max_hub=cap), note))
+    return out[:MAX_CANDIDATES]
+
+EDGE_BUILDERS.register("shared_attribute", plan=plan_shared_attribute, candidates=candidates_shared_attribute)(shared_attribute)
+
+# %% ../nbs/06c_builders.ipynb #c078
+def candidates_co_activity(db: Database, entity_table: str, skipped: list | None = None) -> list[Candidate]:
+    "Co-activity in weekly buckets through every timed table with one foreign key to `entity_table`."
+    out, cap = [], max(int(MAX_SHARE * len(entity_ids(db, entity_table))), 2)
+    for L, s in db.schema.items():
+        ecs = [c for c, r in s.fkeys.items() if r == entity_table]
+        if not s.time_col or not ecs: continue
+        if len(ecs) > 1: _skip(skipped, f"co_activity: {L} has {len(ecs)} foreign keys to {entity_table!r} ({', '.join(ecs)}): whose activity is ambiguous"); continue
+        out.append(Candidate(f"co_activity: {L}.{ecs[0]} in 7-day buckets", "co_activity", dict(event_table=L, bucket_days=7, top_k=10, max_hub=cap)))
+    return out[:MAX_CANDIDATES]
+
+def _planned(name: str, label):
+    "A candidates entry proposing the builder's own plan (named by `label(params)`), or nothing with the plan's reason."
+    def enum(db: Database, entity_table: str, skipped: list | None = None) -> list[Candidate]:
+        try: p = EDGE_BUILDERS[name].plan(db, entity_table)
+        except ValueError as e: _skip(skipped, str(e)); return []
+        return [Candidate(f"{name}: {label(p)}", name, p)]
+    return enum
+
+EDGE_BUILDERS.register("co_activity", plan=plan_co_activity, candidates=candidates_co_activity)(co_activity)
+EDGE_BUILDERS.register("co_session", plan=plan_co_session, candidates=_planned("co_session", lambda p: f"{p['event_table']}.{p['by']} sessions, {p['gap_hours']:g} h gap"))(co_session)
+EDGE_BUILDERS.register("knn", plan=plan_knn, candidates=_planned("knn", lambda p: f"{p['k']} most similar by history features"))(knn)
+
+# %% ../nbs/06c_builders.ipynb #c079
+def candidates(db: Database,                 # the database (seen up to val: planning reads no row a test label could see)
+               entity_table: str,            # table whose rows are the nodes
+               builders=None,                # builder names to ask (default: every builder with a `candidates` entry)
+               skipped: list | None = None,  # a list that receives why each path was left out
+               ) -> list[Candidate]:
+    "Every candidate graph the schema offers between the rows of `entity_table`, asked of each builder's planning."
+    if entity_table not in db.schema: raise KeyError(f"no entity table {entity_table!r}; tables: {', '.join(db.schema)}")
+    out = []
+    for name in builders or [k for k, f in EDGE_BUILDERS.items() if getattr(f, "candidates", None)]:
+        enum = getattr(EDGE_BUILDERS[name], "candidates", None)
+        if enum is None: raise ValueError(f"edge builder {name!r} proposes no candidates (it has no `candidates` entry)")
+        out += enum(db, entity_table, skipped)
+    return out

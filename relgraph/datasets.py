@@ -36,7 +36,9 @@ def check_data_params(name: str, data: dict) -> dict:
     return {**known, **data}
 
 # %% ../nbs/02b_datasets.ipynb #c006
-def _shop_label(data: dict) -> str: return f"shop{data.get('customers')}"
+def _shop_label(data: dict) -> str:
+    taste = data.get("taste", 1.0)
+    return f"shop{data.get('customers')}" + ("" if taste is None or float(taste) == 1.0 else f"-taste{float(taste):g}")
 
 @DATASETS.register("synthetic", label=_shop_label)
 def synthetic(customers: int = 300,        # number of customers
@@ -47,11 +49,13 @@ def synthetic(customers: int = 300,        # number of customers
               history: float = 1.0,        # weight of each customer's own propensity and recent activity
               noise: float = 1.0,          # weight of per-customer, per-period noise
               rate: float = 1.2,           # typical reviews per customer per 91 days
+              taste: float = 1.0,          # share of purchases following the community's categories (0: popularity only)
              ) -> Database:
     "The synthetic shop of `relgraph.synthetic.make_shop`."
     from relgraph.synthetic import make_shop
     return make_shop(customers=int(customers), seed=int(seed), structure=float(structure), communities=int(communities),
-                     focus=float(focus), history=float(history), noise=float(noise), rate=float(rate))
+                     focus=float(focus), history=float(history), noise=float(noise), rate=float(rate),
+                     taste=float(taste))
 
 # %% ../nbs/02b_datasets.ipynb #c009
 def _path_label(data: dict) -> str: return Path(str(data.get("path") or "db").rstrip("/")).name or "db"
@@ -62,9 +66,14 @@ def _exists(path) -> Path:
     return p
 
 def _stored_task(db, name: str, data: dict):
-    "The task stored in the RelBench folder, or None when it has no task `name`."
+    "The task stored in the RelBench folder (a link task when its manifest says 'recommendation'), or None when it has no task `name`."
     from relgraph.io import load_task
-    return load_task(data["path"], name, db=db) if (Path(data["path"])/"tasks"/name).is_dir() else None
+    d = Path(data["path"])/"tasks"/name
+    if not d.is_dir(): return None
+    if (d/"manifest.yaml").exists() and (yaml.safe_load((d/"manifest.yaml").read_text()) or {}).get("task_type") == "recommendation":
+        from relgraph.linktasks import load_link_task
+        return load_link_task(data["path"], name, db=db)
+    return load_task(data["path"], name, db=db)
 
 @DATASETS.register("relbench", label=_path_label, task=_stored_task)
 def relbench(path: str) -> Database:  # a RelBench v3 folder (manifest.yaml, db/, tasks/)

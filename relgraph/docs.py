@@ -25,6 +25,11 @@ __all__ = ['GUIDES', 'QUARTO_MISSING', 'doc_notebooks', 'strip_directives', 'rea
 GUIDES = {"tutorial.ipynb": "Tutorial",                    # notebook -> navigation title, in order
           "byo_database.ipynb": "Bring your own database",
           "running_on_kaggle.ipynb": "Running on Kaggle",
+          "choosing_a_graph.ipynb": "Choosing a graph",
+          "recommend.ipynb": "Recommendation",
+          "sessions.ipynb": "Sessions, uplift and purchase prediction",
+          "tuning.ipynb": "Tuning with Optuna",
+          "serving.ipynb": "Serving a run",
           "extending.ipynb": "Extending relgraph",
           "bad_input.ipynb": "What relgraph does with bad input"}
 _numbered = re.compile(r"^\d+[a-z]?_.+\.ipynb$")

@@ -35,6 +35,7 @@ DEFAULTS = dict(
     device="auto",              # "auto" (cuda when present), "cpu", "cuda"
     cache_dir="",               # snapshot-graph cache shared by runs ("" : no cache)
     plugins=[],                 # modules or .py files registering builders, models, datasets, tasks (imported first)
+    test=True,                  # evaluate the test split (False: tuning trials; test rows are dropped before any metric or figure)
 )
 RUN_KEYS = ("device", "cache_dir")  # how a run executes, not what it computes: left out of the run id
 _MOVED = {"customers": "customers", "structure": "structure", "data_seed": "seed"}  # old top-level shop knobs -> data
@@ -45,6 +46,7 @@ def _unknown(what: str, bad: list, known) -> str:
     return f"unknown {what} {', '.join(hints)}; known: {', '.join(known)}"
 
 def _check_keys(cfg: dict):
+    if not isinstance(cfg.get("test", True), bool): raise ValueError(f"test must be true or false, not {cfg['test']!r}")
     if moved := [k for k in _MOVED if k in cfg]:
         ex = ", ".join(f"{_MOVED[k]}: {cfg[k]!r}" for k in moved)
         raise ValueError(f"configuration key(s) {', '.join(map(repr, moved))} belong to the dataset now: data: {{{ex}}}")
@@ -95,8 +97,11 @@ class InvalidSplit(ValueError):
     "A split the task cannot be learnt from (one class among the training labels): recorded as `invalid`, never retried."
 
 def check_split(task, task_type) -> None:
-    "Raise `InvalidSplit` when a classification task's training labels hold fewer than two classes."
+    "Raise `InvalidSplit` when a classification task's training labels hold fewer than two classes (a link task's: no row)."
     if task_type.name == "regression": return
+    if task_type.name == "link_prediction":
+        if task.split("train").height == 0: raise InvalidSplit(f"task {task.name!r}: the train split holds no source with a destination; a link model cannot learn from it")
+        return
     y = task.split("train")[task.target_col].drop_nulls()
     if y.n_unique() < 2:
         raise InvalidSplit(f"task {task.name!r}: the train split holds {y.n_unique()} class(es) ({y.unique().to_list()[:3]}) "
@@ -120,7 +125,10 @@ def make_inputs(cfg: dict, db, task) -> dict:
 PRED_COLS = ("entity", "timestamp", "split", "y", "score")
 
 def check_predictions(preds: pl.DataFrame, multiclass: bool = False) -> pl.DataFrame:
-    "`preds` in the prediction schema (types cast), or a `ValueError` saying what is wrong."
+    "`preds` in the prediction schema (types cast), or a `ValueError` saying what is wrong; link predictions (a `pred` column) by theirs."
+    if "pred" in preds.columns and "score" not in preds.columns:
+        from relgraph.ranking import check_link_predictions
+        return check_link_predictions(preds)
     if missing := [c for c in PRED_COLS if c not in preds.columns]: raise ValueError(f"predictions lack column(s) {missing}; columns: {preds.columns}")
     if bad := sorted(set(preds["split"].unique().to_list()) - {"train", "val", "test"}): raise ValueError(f"predictions: unknown split(s) {bad}")
     score = pl.col("score").cast(pl.List(pl.Float64) if multiclass else pl.Float64)
@@ -135,6 +143,7 @@ def fit_predict(cfg: dict, inputs: dict, task_type) -> tuple[pl.DataFrame, dict]
     takes = model_params(cfg["model"])
     run = {k: cfg[k] for k in ("epochs", "lr", "device") if k in takes}
     preds, info = MODELS[cfg["model"]](inputs, task_type, seed=cfg["seed"], **run, **cfg["model_params"])
+    if not cfg.get("test", True): preds = preds.filter(pl.col("split") != "test")   # selection sees val only: no test metric, figure or file
     return check_predictions(preds, task_type.name == "multiclass_classification"), info
 
 # %% ../nbs/15_experiment.ipynb #c017
@@ -146,6 +155,9 @@ def _scalar(v) -> bool: return isinstance(v, (int, float, np.number)) and not is
 
 def evaluate_predictions(preds: pl.DataFrame, task_type, info: dict | None = None) -> dict:
     "Flat metrics of the predictions by the task type: `<split>_<metric>` for every split, the decision rule chosen on val."
+    if task_type.name == "link_prediction":
+        from relgraph.ranking import evaluate_links
+        return evaluate_links(preds, task_type, info)
     part = {s: preds.filter(pl.col("split") == s) for s in ("train", "val", "test")}
     rule = task_type.decide(part["val"]["y"].to_numpy(), _scores(part["val"]))
     out = {"task_type": task_type.name, "rule": rule, **({"threshold": rule["threshold"]} if "threshold" in rule else {})}
@@ -166,12 +178,14 @@ def confusion_table(cm: list[list[int]], labels=None) -> pl.DataFrame:
     return pl.DataFrame({"true": labels, **{f"predicted {l}": [int(r[j]) for r in cm] for j, l in enumerate(labels)}})
 
 # %% ../nbs/15_experiment.ipynb #c019
-def graph_report_of(inputs: dict) -> dict:
-    "Statistics of the first test snapshot of the `graph` input (empty when the model consumes no graph)."
+def graph_report_of(inputs: dict,        # the experiment's inputs
+                    split: str = "test",  # whose first snapshot (its labels give the homophily): "val" when test is held out
+                   ) -> dict:
+    "Statistics of the first snapshot of `split` in the `graph` input (empty when the model consumes no graph)."
     if "graph" not in inputs: return {}
     from relgraph.analysis import graph_report
     g = inputs["graph"]
-    rep = dict(graph_report(g["test"][0])) | {"builder": g.builder, "builder_params": g.params}
+    rep = dict(graph_report(g[split][0])) | {"builder": g.builder, "builder_params": g.params}
     return json.loads(json.dumps(rep, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 # %% ../nbs/15_experiment.ipynb #c021
@@ -208,16 +222,29 @@ def figures_of(cfg: dict, preds: pl.DataFrame, metrics: dict, task_type, info: d
     if task_type.name == "binary_classification" and test["y"].n_unique() > 1:
         figs["roc_pr"] = roc_pr_figure(test["y"].to_numpy(), test["score"].to_numpy(), title=what)
     if task_type.name == "regression" and test.height: figs["prediction"] = _regression_figure(test["y"].to_numpy(), _scores(test), what)
+    if task_type.name == "link_prediction":
+        from relgraph.ranking import ranking_figure
+        figs["ranking"] = ranking_figure(metrics, f"{cfg['model']} on {cfg['task']}: val (dashed), test")
+    if (info or {}).get("embeddings"):
+        from relgraph.recommenders import embedding_figure
+        figs["embeddings"] = embedding_figure(info["embeddings"])
     h = (info or {}).get("history") or {}
     if h.get("train_loss"): figs["training"] = _training_figure(h, task_type.val_metric)
     return figs
 
 # %% ../nbs/15_experiment.ipynb #c023
 def save_outputs(run_dir: str | Path, metrics: dict, preds: pl.DataFrame, report: dict, figures: dict, info: dict) -> list[Path]:
-    "Write the experiment's files into `run_dir`: metrics, predictions, graph report, training info, figures."
+    "Write the experiment's files into `run_dir`: metrics, predictions, graph report, training info, figures, the fitted model."
     import matplotlib.pyplot as plt
+    from relgraph.models import save_fitted
     run_dir = Path(run_dir); (run_dir/"figures").mkdir(parents=True, exist_ok=True)
+    info = dict(info); fitted = info.pop("fitted", None)   # a relgraph.models.Fitted: saved into model/ without pickle
+    emb = info.pop("embeddings", None)                     # link models: user/item vectors, saved as parquet into embeddings/
     out = [write_json(metrics, run_dir/"metrics.json"), write_json(report, run_dir/"graph.json"), write_json(info, run_dir/"train.json")]
+    if fitted is not None: out += save_fitted(fitted, run_dir/"model")
+    if emb:
+        from relgraph.recommenders import save_embeddings
+        out += save_embeddings(emb, run_dir/"embeddings")
     with atomic_path(run_dir/"predictions.parquet") as tmp: preds.write_parquet(tmp)
     out.append(run_dir/"predictions.parquet")
     for name, fig in figures.items():
@@ -238,5 +265,5 @@ def run_experiment(cfg: dict,                          # a configuration (resolv
     preds, info = fit_predict(cfg, inputs, tt)
     metrics = evaluate_predictions(preds, tt, info)
     if run_dir is None: return metrics
-    save_outputs(run_dir, metrics, preds, graph_report_of(inputs), figures_of(cfg, preds, metrics, tt, info), info)
+    save_outputs(run_dir, metrics, preds, graph_report_of(inputs, "test" if cfg["test"] else "val"), figures_of(cfg, preds, metrics, tt, info), info)
     return metrics

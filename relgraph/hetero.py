@@ -22,7 +22,7 @@ from .core import as_time, get_device, seed_everything, timestamp, to_pandas
 from .database import Database, TableSchema
 from .registry import INPUTS, MODELS
 from .sampling import HeteroLoader
-from .tasktypes import TASK_TYPES, task_type as task_type_of
+from .tasktypes import ENTITY_TASK_TYPES, TASK_TYPES, task_type as task_type_of
 from .train import fit_loop
 
 # %% auto #0
@@ -370,7 +370,7 @@ def _info(r: dict) -> dict:
         head=r["head"], graph_time=str(r["graph_time"]), seconds=r["seconds"])
 
 # %% ../nbs/14_hetero.ipynb #c072
-@MODELS.register("hetero_sage", consumes=("hetero",), task_types=tuple(TASK_TYPES), net=hetero_sage)
+@MODELS.register("hetero_sage", consumes=("hetero",), task_types=ENTITY_TASK_TYPES, net=hetero_sage)
 def fit_hetero_sage(inputs: dict,                 # {"hetero": (db, task)}
                     task_type,                    # a TaskType or its name
                     seed: int = 0,                # seeds initialisation, dropout and sampling
@@ -396,7 +396,7 @@ def fit_hetero_sage(inputs: dict,                 # {"hetero": (db, task)}
     return r["predictions"], _info(r)
 
 # %% ../nbs/14_hetero.ipynb #c073
-@MODELS.register("relbench_sage", consumes=("hetero",), task_types=tuple(TASK_TYPES), net=relbench_sage)
+@MODELS.register("relbench_sage", consumes=("hetero",), task_types=ENTITY_TASK_TYPES, net=relbench_sage)
 def fit_relbench_sage(inputs: dict,                 # {"hetero": (db, task)}
                       task_type,                    # a TaskType or its name
                       seed: int = 0,                # seeds initialisation and sampling

@@ -260,8 +260,8 @@ def load_task(path: str | Path,          # a RelBench v3 folder
         raise FileNotFoundError(f"{path}: no task {name!r}; tasks: {', '.join(known) or '(none)'}")
     m = _load_yaml(d/"manifest.yaml")
     if m.get("task_type") == "recommendation" or not m.get("entity_col") or not m.get("time_col"):
-        raise ValueError(f"task {name!r}: a {m.get('kind')} {m.get('task_type')} task; relgraph loads entity tasks with "
-                         "an entity column and a time column only")
+        raise ValueError(f"task {name!r}: a {m.get('kind')} {m.get('task_type')} task; load_task reads entity tasks with "
+                         "an entity column and a time column (a recommendation task: relgraph.linktasks.load_link_task)")
     if regenerate: db = db or load_relbench(path); tables = {s: regenerate_labels(db, m, s) for s in SPLITS}
     else: tables = {s: _ns(pl.read_parquet(d/f"{s}.parquet")) for s in SPLITS if (d/f"{s}.parquet").exists()}
     return _entity_task(m, tables)
@@ -402,6 +402,7 @@ def _balance(f: Path, target: str) -> str:
     df = lf.select(target).collect()
     if df.height == 0: return "0 rows"
     y = df[target]
+    if isinstance(y.dtype, pl.List): return f"{df.height} rows, {y.list.len().mean():.2f} {target} per row"   # a link task's lists
     if y.dtype.is_numeric() and y.n_unique() <= 2: return f"{df.height} rows, {y.sum()} positive ({y.mean():.1%})"
     return f"{df.height} rows, {target} mean {y.cast(pl.Float64).mean():.3g}"
 
@@ -415,8 +416,9 @@ def info_lines(path: str | Path) -> list[str]:
         lines.append(f"  {k}: {sizes[k]:,} rows; pkey {s.pkey}; time {s.time_col}; fkeys {fk}")
     for d in sorted(p for p in (Path(path)/"tasks").glob("*") if (p/"manifest.yaml").exists()):
         m = _load_yaml(d/"manifest.yaml")
-        lines.append(f"task {m['name']} ({m.get('kind')}, {m.get('task_type')}, {m.get('entity_table')}, window {m.get('timedelta')})")
-        lines += [f"  {s}: {_balance(d/f'{s}.parquet', m['target_col'])}"
+        ent = m.get("entity_table") or f"{m.get('src_entity_table')} -> {m.get('dst_entity_table')}"   # link tasks: source -> destination
+        lines.append(f"task {m['name']} ({m.get('kind')}, {m.get('task_type')}, {ent}, window {m.get('timedelta')})")
+        lines += [f"  {s}: {_balance(d/f'{s}.parquet', m.get('target_col') or m.get('dst_entity_col'))}"
                   for s in SPLITS if (d/f"{s}.parquet").exists()]
     return lines
 

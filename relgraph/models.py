@@ -4,16 +4,22 @@
 
 # %% ../nbs/09_models.ipynb #c001
 from __future__ import annotations
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 from fastcore.basics import patch
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv, GCNConv, GINEConv, JumpingKnowledge, SAGEConv
 
-from .core import Registry
+from .core import Registry, atomic_path
+from .tasktypes import BinaryHead, MulticlassHead, RegressionHead
 
 # %% auto #0
-__all__ = ['LAYERS', 'mlp_layer', 'gcn_layer', 'sage_layer', 'gat_layer', 'gin_layer', 'NodeClassifier', 'build_model']
+__all__ = ['LAYERS', 'FITTED', 'mlp_layer', 'gcn_layer', 'sage_layer', 'gat_layer', 'gin_layer', 'NodeClassifier', 'build_model',
+           'Fitted', 'save_fitted', 'load_fitted', 'load_node_classifier']
 
 # %% ../nbs/09_models.ipynb #c005
 LAYERS = Registry("layer")
@@ -160,3 +166,69 @@ def build_model(name: str,                # a key of LAYERS: mlp, gcn, gat, sage
     "The node classifier `name` with the given architecture."
     return NodeClassifier(name, in_dim, hidden=hidden, layers=layers, dropout=dropout, norm=norm,
                           residual=residual, jk=jk, heads=heads, out_dim=out_dim, scale_input=scale_input)
+
+# %% ../nbs/09_models.ipynb #f001
+@dataclass(repr=False)
+class Fitted:
+    "A fitted model as plain parts, saved without pickle: a `kind` (a key of `FITTED`), JSON settings, tensors, arrays, text."
+    kind: str                                    # how to rebuild it: a key of `FITTED`
+    meta: dict = field(default_factory=dict)     # JSON-able settings (architecture, head, feature names, ...)
+    tensors: dict = field(default_factory=dict)  # name -> torch.Tensor (e.g. a state_dict)
+    arrays: dict = field(default_factory=dict)   # name -> numeric np.ndarray
+    text: dict = field(default_factory=dict)     # file name -> str (e.g. a LightGBM model file)
+    def __repr__(self):
+        parts = [f"{len(d)} {k}" for k, d in (("tensors", self.tensors), ("arrays", self.arrays), ("text", self.text)) if d]
+        return f"Fitted({self.kind}: {', '.join(parts) or 'settings only'})"
+
+FITTED = Registry("fitted model kind")  # kind -> rebuild(fitted) -> the predictor
+
+# %% ../nbs/09_models.ipynb #f002
+_FORMAT = 1  # version of the saved-model folder
+
+def save_fitted(f: Fitted,           # the fitted model
+                folder: str | Path,  # where its files go (created)
+               ) -> list[Path]:
+    "Write `f` into `folder`: model.json, weights.pt (tensors only), arrays.npz, text files; the paths written."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    if bad := [n for n in f.text if Path(n).name != n or n in ("model.json", "weights.pt", "arrays.npz")]: raise ValueError(f"Fitted {f.kind!r}: bad text file name(s) {bad}")
+    files = {"tensors": "weights.pt" if f.tensors else None, "arrays": "arrays.npz" if f.arrays else None, "text": sorted(f.text)}
+    out = []
+    if f.tensors:
+        with atomic_path(folder/"weights.pt") as tmp: torch.save({k: v.detach().cpu() for k, v in f.tensors.items()}, tmp)
+    if f.arrays:
+        with atomic_path(folder/"arrays.npz") as tmp, open(tmp, "wb") as fh: np.savez(fh, **{k: np.asarray(v) for k, v in f.arrays.items()})
+    for n, s in f.text.items():
+        with atomic_path(folder/n) as tmp: Path(tmp).write_text(s)
+    with atomic_path(folder/"model.json") as tmp: Path(tmp).write_text(json.dumps(dict(format=_FORMAT, kind=f.kind, meta=f.meta, files=files), indent=1))
+    return [folder/p for p in ("weights.pt", "arrays.npz", *f.text, "model.json") if (folder/p).exists()]
+
+# %% ../nbs/09_models.ipynb #f003
+def load_fitted(folder: str | Path) -> Fitted:
+    "The `Fitted` saved in `folder` by `save_fitted`: tensors with `weights_only=True`, arrays without pickle."
+    folder = Path(folder)
+    if not (folder/"model.json").is_file(): raise FileNotFoundError(f"no saved model in {folder} (model.json is missing)")
+    m = json.loads((folder/"model.json").read_text())
+    if m.get("format") != _FORMAT: raise ValueError(f"{folder}/model.json: format {m.get('format')!r}, this relgraph reads format {_FORMAT}")
+    files = m["files"]
+    tensors = torch.load(folder/files["tensors"], weights_only=True, map_location="cpu") if files.get("tensors") else {}
+    arrays = {}
+    if files.get("arrays"):
+        with np.load(folder/files["arrays"], allow_pickle=False) as z: arrays = {k: z[k] for k in z.files}
+    return Fitted(m["kind"], m["meta"], tensors, arrays, {n: (folder/n).read_text() for n in files.get("text", [])})
+
+# %% ../nbs/09_models.ipynb #f006
+_HEADS = {h.__name__: h for h in (BinaryHead, RegressionHead, MulticlassHead)}
+
+@patch
+def to_fitted(self: NodeClassifier, head, **meta) -> Fitted:
+    "The model's architecture, weights and task `head` as a `Fitted` of kind 'node_classifier' (`meta`: more settings)."
+    return Fitted("node_classifier", dict(config=self.config, head=head.to_dict(), **meta), tensors=dict(self.state_dict()))
+
+@FITTED.register("node_classifier")
+def load_node_classifier(f: Fitted) -> NodeClassifier:
+    "The node classifier saved in `f`, in eval mode, its task head as `task_head`."
+    h = dict(f.meta["head"]); cls = h.pop("head")
+    if cls not in _HEADS: raise ValueError(f"unknown task head {cls!r}; known: {', '.join(_HEADS)}")
+    m = NodeClassifier(**f.meta["config"]); m.load_state_dict(f.tensors)
+    m.task_head = _HEADS[cls](**h)
+    return m.eval()

@@ -45,7 +45,8 @@ def consumes(name: str) -> tuple[str, ...]:
 
 # %% ../nbs/00a_registry.ipynb #r001
 ENTRY_MODULES = ("relgraph.builders", "relgraph.graphs", "relgraph.train", "relgraph.tabular", "relgraph.hetero",
-                 "relgraph.tasktypes", "relgraph.tasks", "relgraph.datasets")  # modules whose import registers relgraph's entries
+                 "relgraph.tasktypes", "relgraph.tasks", "relgraph.datasets",
+                 "relgraph.linktasks", "relgraph.ranking", "relgraph.recommend", "relgraph.recommenders", "relgraph.sessions")  # modules whose import registers relgraph's entries
 
 def load_entries() -> None:
     "Import every module that registers relgraph's own builders, inputs, models, task types, tasks and datasets."

@@ -113,7 +113,8 @@ def summarize(df: pl.DataFrame,             # load_runs' table
 _LABELS = {"auroc": "AUROC (0.5 = chance)", "average_precision": "average precision (base rate = chance)",
            "balanced_accuracy": "balanced accuracy (0.5 = chance)", "f1": "F1", "accuracy": "accuracy (share correct)",
            "macro_f1": "macro-F1", "log_loss": "log-loss (nats, lower is better)", "mae": "MAE (target units, lower is better)",
-           "rmse": "RMSE (target units, lower is better)", "r2": "R² (0 = predicting the mean)"}
+           "rmse": "RMSE (target units, lower is better)", "r2": "R² (0 = predicting the mean)",
+           "map@10": "MAP@10 (RelBench's link metric, 0-1)", "ndcg@10": "NDCG@10 (0-1)", "recall@10": "recall@10 (share of true items found)"}
 
 def metric_label(metric: str) -> str:
     "An axis label for a metric column: `test_auroc` -> 'test AUROC (0.5 = chance)'."
@@ -208,7 +209,8 @@ def homophily_figure(summary: pl.DataFrame,  # summarize's table, with graph sta
 
 # %% ../nbs/17_results.ipynb #c019
 _SHOWN_METRICS = {"binary_classification": ("auroc", "average_precision", "balanced_accuracy"),
-                  "regression": ("mae", "rmse", "r2"), "multiclass_classification": ("log_loss", "accuracy", "macro_f1")}
+                  "regression": ("mae", "rmse", "r2"), "multiclass_classification": ("log_loss", "accuracy", "macro_f1"),
+                  "link_prediction": ("map@10", "ndcg@10", "recall@10")}
 
 def _task_type(task_type: str | None):
     from relgraph.tasktypes import TASK_TYPES
@@ -228,7 +230,7 @@ def _table(part: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
     ok = part.filter(pl.col("status") == "ok").sort("seed" if "seed" in part.columns else "run_id")
     agg = ok.group_by(by, maintain_order=True).agg(
         *[e for c in cols for e in (pl.col(c).mean().alias(f"{c}_mean"), pl.col(c).std().fill_null(0.0).alias(f"{c}_std"),
-                                   pl.col(c).alias(f"{c}_seeds"))],
+                                   (pl.col(c).max() - pl.col(c).min()).alias(f"{c}_spread"), pl.col(c).alias(f"{c}_seeds"))],
         *([pl.col("seed").alias("seeds")] if "seed" in ok.columns else []))
     return s.drop([c for c in cols if c in s.columns]).join(agg, on=by, how="left", nulls_equal=True, maintain_order="left")
 
@@ -243,10 +245,13 @@ def _text(t: pl.DataFrame, cols: list[str], seeds: bool) -> pl.DataFrame:
 
 def _print_table(t: pl.DataFrame, cols: list[str], seeds: bool):
     t = _text(t, cols, seeds)
-    show = [c for c in ("data", "task", "builder", "model", *cols, "n", "gain_over_mlp", "edge_homophily", "homophily", "density") if c in t.columns]
+    show = [c for c in ("data", "task", "builder", "model", *cols, "n", "gain_over_mlp", "edge_homophily", "homophily", "density")
+            if c in t.columns and not (c == "gain_over_mlp" and t[c].is_null().all())]   # no MLP among the runs (link tasks): no gain column
     keys = [k for k in ("data", "task", "builder", "model") if k in t.columns]
     if t.group_by(keys).agg(pl.col("params").n_unique().alias("k"))["k"].max() > 1: show.insert(4, "params")  # one builder x model, several settings
     if seeds and "seeds" in t.columns: show.insert(show.index("n") + 1, "seeds")
+    spread = next((f"{c}_spread" for c in cols if c.startswith("test_") and f"{c}_spread" in t.columns), None)
+    if spread: show.insert(show.index("n") + 1, spread)   # max - min over seeds: is a gap between rows more than seed noise?
     with pl.Config(tbl_rows=500, tbl_cols=30, fmt_str_lengths=80, tbl_width_chars=600, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, tbl_formatting="ASCII_MARKDOWN", float_precision=3):
         print(t.select(show + [pl.col("runs").list.first().alias("first record")]))
@@ -254,7 +259,7 @@ def _print_table(t: pl.DataFrame, cols: list[str], seeds: bool):
 def _plain(t: pl.DataFrame, cols: list[str], seeds: bool, task_type) -> pl.DataFrame:
     "The table with numbers only (means, stds, per-seed lists with `seeds`), for CSV and JSON."
     keep = [c for c in ("data", "task", "split", "builder", "model", "params", "n", "gain_over_mlp", "edge_homophily", "homophily", "density", "runs") if c in t.columns]
-    keep += [f"{c}_{k}" for c in cols for k in (("mean", "std", "seeds") if seeds else ("mean", "std"))] + (["seeds"] if seeds and "seeds" in t.columns else [])
+    keep += [f"{c}_{k}" for c in cols for k in (("mean", "std", "spread", "seeds") if seeds else ("mean", "std", "spread")) if f"{c}_{k}" in t.columns] + (["seeds"] if seeds and "seeds" in t.columns else [])
     t = t.select(keep).with_columns(pl.col(pl.Float64).round(6), pl.lit(task_type, dtype=pl.String).alias("task_type"))
     return t.with_columns(pl.col(c).list.eval(pl.element().round(6)) for c, d in t.schema.items() if d == pl.List(pl.Float64))
 

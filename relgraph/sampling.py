@@ -15,7 +15,7 @@ from torch_geometric.typing import EdgeType, NodeType
 
 # %% auto #0
 __all__ = ['CSC', 'to_csc', 'sample_neighbors', 'TorchNeighborLoader', 'sampling_backend', 'neighbor_loader', 'TemporalSampler',
-           'HeteroLoader']
+           'HeteroLoader', 'interaction_graph', 'LinkSampler', 'LinkLoader']
 
 # %% ../nbs/10_sampling.ipynb #c005
 class CSC(NamedTuple):
@@ -356,4 +356,82 @@ def __iter__(self: HeteroLoader) -> Iterator[HeteroData]:
     for ids in order.split(self.batch_size):
         b = self.sampler.sample(self.input_type, self.index[ids], None if self.time is None else self.time[ids], self.gen)
         b[self.input_type].input_id = ids
+        yield b
+
+# %% ../nbs/10_sampling.ipynb #l002
+def interaction_graph(src: Tensor,    # [E] source (user) index of each interaction
+                      dst: Tensor,    # [E] destination (item) index of each interaction
+                      time: Tensor,   # [E] int64 epoch seconds of each interaction
+                      num_src: int, num_dst: int) -> HeteroData:
+    "Interactions as a graph sampleable by time: one `event` node per interaction (its time), linked to its user and item."
+    e = torch.arange(len(src))
+    data = HeteroData()
+    data["src"].num_nodes, data["dst"].num_nodes = num_src, num_dst
+    data["event"].num_nodes, data["event"].time = len(src), time.long()
+    data["event", "e2s", "src"].edge_index = torch.stack([e, src]); data["src", "s2e", "event"].edge_index = torch.stack([src, e])
+    data["event", "e2d", "dst"].edge_index = torch.stack([e, dst]); data["dst", "d2e", "event"].edge_index = torch.stack([dst, e])
+    return data
+
+# %% ../nbs/10_sampling.ipynb #l003
+class LinkSampler:
+    "Temporal user–item neighbourhoods of (user, t) seeds: a user's interactions with time <= t, their items, those items' interactions <= t."
+    def __init__(self, data: HeteroData,                    # from `interaction_graph`
+                 num_neighbors: Sequence[int] = (10, 10),   # interactions per user, then per item
+                 temporal_strategy: str = "uniform"):       # "uniform" over the visible interactions, or "last"
+        k1, k2 = num_neighbors
+        fan = {("event", "e2s", "src"): [k1, 0, 0, 0], ("src", "s2e", "event"): [0, 1, 0, 1],
+               ("dst", "d2e", "event"): [0, 1, 0, 1], ("event", "e2d", "dst"): [0, 0, k2, 0]}
+        self.sampler = TemporalSampler(data, fan, temporal_strategy)
+    def __repr__(self): return f"LinkSampler({self.sampler!r})"
+
+# %% ../nbs/10_sampling.ipynb #l004
+@patch
+def sample(self: LinkSampler, src: Tensor,  # seed user indices [B]
+           time: Tensor,                     # seed times [B] (epoch seconds): only interactions with time <= t are seen
+           generator: torch.Generator | None = None) -> Data:
+    "One disjoint bipartite subgraph per seed: `src_id`/`dst_id` (global indices), `src_batch`/`dst_batch`, `edge_index` [2, E] local user -> item."
+    b = self.sampler.sample("src", src, time, generator)
+    s2e, d2e = b["src", "s2e", "event"].edge_index, b["dst", "d2e", "event"].edge_index
+    user_of = torch.full((b["event"].num_nodes,), -1, dtype=torch.long); user_of[s2e[1]] = s2e[0]
+    item_of = torch.full((b["event"].num_nodes,), -1, dtype=torch.long); item_of[d2e[1]] = d2e[0]
+    ok = (user_of >= 0) & (item_of >= 0)
+    return Data(src_id=b["src"].n_id, src_batch=b["src"].batch, dst_id=b["dst"].n_id, dst_batch=b["dst"].batch,
+                edge_index=torch.stack([user_of[ok], item_of[ok]]), edge_time=b["event"].time[ok], seed_time=time, batch_size=len(src))
+
+# %% ../nbs/10_sampling.ipynb #l009
+class LinkLoader:
+    "Mini-batches of (user, t, item) label rows with the users' temporal neighbourhoods; PyG's `LinkNeighborLoader` where pyg-lib is installed."
+    def __init__(self, data: HeteroData,                   # from `interaction_graph`
+                 src: Tensor, time: Tensor, dst: Tensor,   # label rows: user index, seed time (epoch s), item index [S]
+                 num_neighbors: Sequence[int] = (10, 10), batch_size: int = 512, shuffle: bool = False,
+                 seed: int = 0, backend: str = "auto"):    # "auto" (pyg when pyg-lib is importable), "pyg" or "torch"
+        if backend == "auto": backend = sampling_backend(temporal=True)
+        if backend == "pyg" and sampling_backend(temporal=True) != "pyg": raise ImportError("LinkLoader(backend='pyg') needs pyg-lib; use backend='torch'")
+        self.data, self.src, self.time, self.dst, self.backend = data, src, time, dst, backend
+        self.num_neighbors, self.batch_size, self.shuffle, self.gen = list(num_neighbors), batch_size, shuffle, torch.Generator().manual_seed(seed)
+        self.sampler = LinkSampler(data, num_neighbors) if backend == "torch" else None
+    def __len__(self): return -(-self.src.numel() // self.batch_size)
+    def __repr__(self): return f"LinkLoader(rows={self.src.numel()}, batches={len(self)}, backend={self.backend!r})"
+
+# %% ../nbs/10_sampling.ipynb #l010
+@patch
+def _pyg_iter(self: LinkLoader) -> Iterator[HeteroData]:
+    "PyG's temporal `LinkNeighborLoader` over the user->item edges (edge times), the label rows as `edge_label_index`."
+    from torch_geometric.loader import LinkNeighborLoader
+    d, ev = HeteroData(), self.data
+    d["src"].num_nodes, d["dst"].num_nodes = ev["src"].num_nodes, ev["dst"].num_nodes
+    ei = torch.stack([ev["src", "s2e", "event"].edge_index[0], ev["event", "e2d", "dst"].edge_index[1]])
+    d["src", "buys", "dst"].edge_index, d["src", "buys", "dst"].time = ei, ev["event"].time
+    d["dst", "rev_buys", "src"].edge_index, d["dst", "rev_buys", "src"].time = ei.flip(0), ev["event"].time
+    yield from LinkNeighborLoader(d, self.num_neighbors, edge_label_index=(("src", "buys", "dst"), torch.stack([self.src, self.dst])),
+                                  edge_label_time=self.time, time_attr="time", batch_size=self.batch_size, shuffle=self.shuffle)
+
+@patch
+def __iter__(self: LinkLoader):
+    "Batches: the torch sampler's bipartite subgraphs with `input_id` and `pos_dst` (label items), or PyG's batches."
+    if self.backend == "pyg": yield from self._pyg_iter(); return
+    order = torch.randperm(self.src.numel(), generator=self.gen) if self.shuffle else torch.arange(self.src.numel())
+    for ids in order.split(self.batch_size):
+        b = self.sampler.sample(self.src[ids], self.time[ids], self.gen)
+        b.input_id, b.pos_dst = ids, self.dst[ids]
         yield b

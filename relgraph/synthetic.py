@@ -97,6 +97,7 @@ class World:
     popularity: np.ndarray  # [P] relative popularity within its category
     quality: np.ndarray     # [P] shifts the product's ratings
     cal: Calendar
+    taste: float = 1.0      # share of category choices that follow the community's taste (the rest: the shop's overall mix)
     def __post_init__(self):
         C, n = self.tastes.shape
         self.taste_flat = (np.arange(C)[:, None] + _cdf_rows(self.tastes)).ravel()
@@ -113,9 +114,16 @@ def _within_category_cdf(primary, popularity, n_cat):
     within[ends[ends > starts] - 1] = 1.0
     return order, pc + within
 
+def _taste_mix(world: World, rng, community: np.ndarray) -> np.ndarray:
+    "`community` with a share 1 - taste of its entries redrawn by community size: their category follows the shop's overall mix."
+    swap = rng.random(len(community)) >= world.taste
+    out = community.copy(); out[swap] = rng.choice(len(world.sizes), int(swap.sum()), p=world.sizes)
+    return out
+
 def pick_category(world: World, rng, community: np.ndarray) -> np.ndarray:
-    "One category per entry of `community`, drawn from that community's taste."
+    "One category per entry of `community`, drawn from that community's taste (a share 1 - `world.taste` from the overall mix)."
     n = world.tastes.shape[1]
+    if world.taste < 1: community = _taste_mix(world, rng, community)
     pos = np.searchsorted(world.taste_flat, community + rng.random(len(community)), side="right")
     return np.minimum(pos - community * n, n - 1)
 
@@ -277,14 +285,17 @@ def make_shop(customers: int = 2000,          # number of customers
               rate: float = 1.2,              # typical reviews per customer per 91 days
               sessions: float = 1.2,          # click sessions per review
               shared_homes: bool = True,      # each home category shared by two communities (False: disjoint pairs)
+              taste: float = 1.0,             # share of reviews and clicks whose category follows the community's taste (0: popularity only)
               return_truth: bool = False,     # also return the hidden `ShopTruth`
               check_keys: bool | None = None  # check keys (default: up to 100k customers)
              ) -> Database | tuple[Database, ShopTruth]:
     "The synthetic shop: customer, product, review and click tables with planted community-driven churn."
     if customers < 1: raise ValueError(f"make_shop: customers must be at least 1, got {customers}")
+    if not 0 <= taste <= 1: raise ValueError(f"make_shop: taste must be in [0, 1], got {taste}")
     cal = shop_calendar(start, end)
     world = make_world(np.random.default_rng(np.random.SeedSequence([seed, 0])), products or max(len(CATEGORIES), customers // 4),
                        communities, focus, persistence, cal, shared_homes)
+    world.taste = float(taste)
     kw = dict(structure=structure, history=history, noise=noise, rate=rate, sessions=sessions)
     blocks = [_shop_block(seed, b, customers, world, kw) for b in progress(range(math.ceil(customers / BLOCK)), desc="shop")]
     cat = lambda k: pl.concat([b.pop(k) for b in blocks])
@@ -345,6 +356,12 @@ def _need(module: str, name: str):
                           f"run nbdev_export or install the full package") from None
 
 # %% ../nbs/03_synthetic.ipynb #c070
+def _split_line(t, s: str) -> str:
+    "Rows of split `s` of task `t`, with its churn rate or its items per row."
+    df = t.split(s)
+    extra = f", churn {df['churn'].mean():.2f}" if "churn" in df.columns else f", {df[t.dst_col].list.len().mean():.2f} items per row" if hasattr(t, "dst_col") else ""
+    return f"{s} {df.height:,} rows{extra}"
+
 def synth_cli(customers: int = 10_000,          # number of customers
               out: str = "data/shop",           # RelBench v3 folder to write (replaced atomically)
               seed: int = 0,                    # random seed
@@ -354,15 +371,19 @@ def synth_cli(customers: int = 10_000,          # number of customers
               communities: int = 40,            # hidden communities
               products: int = None,             # number of products (default: customers // 4)
               persistence: float = -0.8,        # lag-1 autocorrelation of the community latent
-              tasks: str = "user-churn,item-churn"   # comma-separated task names to write
+              taste: float = 1.0,               # share of purchases following the community's categories (0: popularity only)
+              tasks: str = "user-churn,item-churn"   # comma-separated task names to write (link tasks too, e.g. user-item-purchase)
              ) -> None:
-    "Generate the synthetic shop and write it, with its churn tasks, as a RelBench v3 folder."
+    "Generate the synthetic shop and write it, with its tasks, as a RelBench v3 folder."
     save_relbench, make_task = _need("relgraph.io", "save_relbench"), _need("relgraph.tasks", "make_task")
-    db = make_shop(customers, seed, structure, history, noise, communities, products, persistence=persistence)
+    save_link_task = _need("relgraph.linktasks", "save_link_task")    # importing it registers the shop's link task
+    db = make_shop(customers, seed, structure, history, noise, communities, products, persistence=persistence, taste=taste)
     built = [make_task(db, t) for t in progress(tasks.split(","), desc="tasks")]
-    path = save_relbench(db, out, tasks=built)
+    path = save_relbench(db, out, tasks=[t for t in built if not hasattr(t, "dst_col")])
+    for t in built:
+        if hasattr(t, "dst_col"): save_link_task(t, path)
     print(f"wrote {path}: " + ", ".join(f"{k}={v:,}" for k, v in db.sizes().items()))
-    for t in built: print(f"  {t.name}: " + ", ".join(f"{s} {t.split(s).height:,} rows, churn {t.split(s)['churn'].mean():.2f}" for s in ("train", "val", "test")))
+    for t in built: print(f"  {t.name}: " + ", ".join(_split_line(t, s) for s in ("train", "val", "test")))
 
 # %% ../nbs/03_synthetic.ipynb #c073
 def bench_generator(sizes=(100_000, 1_000_000),  # customer counts

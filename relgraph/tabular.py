@@ -15,11 +15,13 @@ import torch
 from fastcore.meta import delegates
 
 from .core import TIME_DTYPE
+from .models import FITTED, Fitted
 from .registry import MODELS
 
 # %% auto #0
 __all__ = ['feature_columns', 'fit_lightgbm', 'fit_logreg', 'fit_baseline', 'activity_columns', 'fit_past_activity',
-           'neighbour_features', 'add_neighbour_features', 'fit_lightgbm_graph']
+           'load_lightgbm', 'load_linear', 'load_constant', 'load_activity', 'neighbour_features',
+           'add_neighbour_features', 'fit_lightgbm_graph']
 
 # %% ../nbs/13_tabular.ipynb #c005
 _KEYS = ("entity", "timestamp", "y")
@@ -74,6 +76,7 @@ def _fit_predict(frames: dict, fit: Callable, who: str) -> tuple[pl.DataFrame, d
     feats = _features(frames, who)
     (Xtr, ytr), (Xva, yva) = (_labelled(frames[s], feats, f"{who} {s}") for s in ("train", "val"))
     score, info = fit(Xtr, ytr, Xva, yva, feats)
+    if isinstance(info.get("fitted"), Fitted): info["fitted"].meta["features"] = list(feats)   # the columns, in order
     pred = _predictions(frames, {s: score(_matrix(frames[s], feats, f"{who} {s}")) for s in _SPLITS})
     return pred, {**info, "features": len(feats), "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -117,7 +120,8 @@ def _lightgbm(Xtr, ytr, Xva, yva, features, task_type, n_estimators: int, early_
     b = lgb.train(p, train, num_boost_round=n_estimators, valid_sets=[lgb.Dataset(Xva, yva, reference=train)],
                   feval=None if metric else _feval(task_type), callbacks=[lgb.early_stopping(early_stopping, first_metric_only=True, verbose=False)])
     best = int(b.best_iteration or n_estimators)
-    return (lambda X: b.predict(X, num_iteration=best)), dict(best_iteration=best, val_metric=task_type.val_metric, **_gain(b, features))
+    fitted = Fitted("lightgbm", dict(best_iteration=best), text={"model.txt": b.model_to_string()})
+    return (lambda X: b.predict(X, num_iteration=best)), dict(best_iteration=best, val_metric=task_type.val_metric, fitted=fitted, **_gain(b, features))
 
 # %% ../nbs/13_tabular.ipynb #c017
 @MODELS.register("lightgbm", consumes=("features",), task_types=_ALL)
@@ -152,12 +156,20 @@ def _linear(Xtr, ytr, Xva, yva, features, task_type, seed: int, C: float, max_it
     if bad: raise ValueError(f"logreg: NaN in feature column(s) {', '.join(bad)}; fill them first (LightGBM accepts NaN)")
     if kind == "regression": est = make_pipeline(StandardScaler(), Ridge(alpha=1 / C)).fit(Xtr, ytr)
     else: est = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed)).fit(Xtr, ytr.astype(np.int64))
-    if kind == "regression": return est.predict, dict(C=C)
-    if kind == "binary": return (lambda X: est.predict_proba(X)[:, 1]), dict(C=C)
-    n, seen = _n_classes(ytr, yva), est.classes_.astype(np.int64)
+    n = _n_classes(ytr, yva) if kind == "multiclass" else None
+    sc, lin = est[0], est[-1]
+    arrays = dict(mean=sc.mean_, scale=sc.scale_, var=sc.var_, coef=lin.coef_, intercept=np.atleast_1d(lin.intercept_),
+                  **({} if kind == "regression" else dict(classes=lin.classes_)))
+    return _linear_score(est, kind, n), dict(C=C, fitted=Fitted("linear", dict(objective=kind, n_classes=n), arrays=arrays))
+
+def _linear_score(est, kind: str, n: int | None) -> Callable:
+    "The score function of a fitted scaler + linear model pipeline: value, P(positive) or `[N, n]` class probabilities."
+    if kind == "regression": return est.predict
+    if kind == "binary": return lambda X: est.predict_proba(X)[:, 1]
+    seen = est[-1].classes_.astype(np.int64)
     def score(X):
         P = np.zeros((len(X), n)); P[:, seen] = est.predict_proba(X); return P
-    return score, dict(C=C)
+    return score
 
 @MODELS.register("logreg", consumes=("features",), task_types=_ALL)
 def fit_logreg(inputs: dict,                     # {"features": {split: feature table}}
@@ -174,7 +186,9 @@ def _constant(Xtr, ytr, Xva, yva, features, task_type):
     "Everyone gets `task_type.baseline(y_train)`."
     multi = task_type.name == "multiclass_classification"
     b = np.asarray(task_type.baseline(ytr, n_classes=_n_classes(ytr, yva)) if multi else task_type.baseline(ytr), dtype=np.float64)
-    return (lambda X: np.broadcast_to(b, (len(X),) + b.shape)), dict(baseline=b.tolist())
+    return _constant_score(b), dict(baseline=b.tolist(), fitted=Fitted("constant", dict(baseline=b.tolist())))
+
+def _constant_score(b: np.ndarray) -> Callable: return lambda X: np.broadcast_to(b, (len(X),) + b.shape)
 
 @MODELS.register("baseline", consumes=("features",), task_types=_ALL)
 def fit_baseline(inputs: dict,                   # {"features": {split: feature table}}
@@ -194,7 +208,9 @@ def activity_columns(features: Sequence[str], window: int = 91) -> list[str]:
 
 def _activity(Xtr, ytr, Xva, yva, features, cols: Sequence[str]):
     idx = [list(features).index(c) for c in cols]
-    return (lambda X: 1.0 / (1.0 + np.clip(np.nan_to_num(X[:, idx]).sum(1), 0, None))), dict(columns=list(cols))
+    return _activity_score(idx), dict(columns=list(cols), fitted=Fitted("activity", dict(columns=list(cols))))
+
+def _activity_score(idx: list) -> Callable: return lambda X: 1.0 / (1.0 + np.clip(np.nan_to_num(X[:, idx]).sum(1), 0, None))
 
 @MODELS.register("past_activity", consumes=("features",), task_types=("binary_classification",))
 def fit_past_activity(inputs: dict,                  # {"features": {split: feature table}}
@@ -207,6 +223,39 @@ def fit_past_activity(inputs: dict,                  # {"features": {split: feat
     _objective(task_type, "past_activity", ("binary_classification",))
     cols = list(columns) if columns else activity_columns(_features(inputs["features"], "past_activity"), window)
     return _fit_predict(inputs["features"], partial(_activity, cols=cols), "past_activity")
+
+# %% ../nbs/13_tabular.ipynb #t101
+@FITTED.register("lightgbm")
+def load_lightgbm(f: Fitted) -> Callable:
+    "The score function of a saved LightGBM booster (its model text), at the best iteration."
+    import lightgbm as lgb
+    b, best = lgb.Booster(model_str=f.text["model.txt"]), f.meta["best_iteration"]
+    return lambda X: b.predict(X, num_iteration=best)
+
+@FITTED.register("linear")
+def load_linear(f: Fitted) -> Callable:
+    "The score function of a saved logistic or ridge regression: scikit-learn's estimators with their fitted arrays."
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    a, kind = f.arrays, f.meta["objective"]
+    sc = StandardScaler(); sc.mean_, sc.scale_, sc.var_, sc.n_features_in_ = a["mean"], a["scale"], a["var"], len(a["mean"])
+    lin = Ridge() if kind == "regression" else LogisticRegression()
+    lin.coef_, lin.n_features_in_ = a["coef"], len(a["mean"])
+    lin.intercept_ = float(a["intercept"][0]) if kind == "regression" else a["intercept"]
+    if kind != "regression": lin.classes_ = a["classes"]
+    return _linear_score(make_pipeline(sc, lin), kind, f.meta["n_classes"])
+
+# %% ../nbs/13_tabular.ipynb #t102
+@FITTED.register("constant")
+def load_constant(f: Fitted) -> Callable:
+    "The score function of a saved baseline: its constant for every row."
+    return _constant_score(np.asarray(f.meta["baseline"], dtype=np.float64))
+
+@FITTED.register("activity")
+def load_activity(f: Fitted) -> Callable:
+    "The score function of a saved past-activity model: 1 / (1 + the sum of its count columns)."
+    return _activity_score([f.meta["features"].index(c) for c in f.meta["columns"]])
 
 # %% ../nbs/13_tabular.ipynb #c032
 _AGGS = ("mean", "max")
@@ -281,4 +330,6 @@ def fit_lightgbm_graph(inputs: dict,                          # {"features": {sp
                        **kwargs) -> tuple[pl.DataFrame, dict]:  # `fit_lightgbm`'s parameters -> predictions, info
     "LightGBM on the history features plus each entity's neighbour aggregates (`neighbour_features`) in the graph."
     X = add_neighbour_features(inputs["features"], inputs["graph"], features=nbr_features, aggs=nbr_aggs, hops=nbr_hops)
-    return fit_lightgbm({"features": X}, task_type, seed=seed, **kwargs)
+    preds, info = fit_lightgbm({"features": X}, task_type, seed=seed, **kwargs)
+    info["fitted"].meta["nbr"] = dict(features=nbr_features, aggs=list(nbr_aggs), hops=nbr_hops)   # how to rebuild the columns
+    return preds, info

@@ -17,8 +17,8 @@ from .evaluate import METRICS, choose_threshold, evaluate, evaluate_multiclass, 
 from .evaluate import _check, _check_values, _proba
 
 # %% auto #0
-__all__ = ['TASK_TYPES', 'Head', 'BinaryHead', 'RegressionHead', 'MulticlassHead', 'TaskType', 'BinaryClassification',
-           'Regression', 'MulticlassClassification', 'task_type']
+__all__ = ['TASK_TYPES', 'ENTITY_TASK_TYPES', 'Head', 'BinaryHead', 'RegressionHead', 'MulticlassHead', 'TaskType',
+           'BinaryClassification', 'Regression', 'MulticlassClassification', 'task_type']
 
 # %% ../nbs/04a_task_types.ipynb #c005
 def _flat(logits: Tensor) -> Tensor:
@@ -96,6 +96,7 @@ class TaskType:
     def __repr__(self): return f"TaskType({self.name}: val_metric={self.val_metric}, {'higher' if self.higher_is_better else 'lower'} is better)"
 
 TASK_TYPES = Registry("task type")
+ENTITY_TASK_TYPES = ("binary_classification", "regression", "multiclass_classification")  # a label per entity row
 
 # %% ../nbs/04a_task_types.ipynb #c016
 def _binary(y) -> np.ndarray: return _check(y, np.zeros(np.size(y)))[0]
@@ -238,10 +239,20 @@ def predicted(self: MulticlassClassification, score, rule: dict | None = None) -
 TASK_TYPES["multiclass_classification"] = MulticlassClassification()
 
 # %% ../nbs/04a_task_types.ipynb #c031
+@patch
+def of_task(self: TaskType, task) -> TaskType:
+    "This task type with `task`'s own parameters (a multiclass task's class count, a link task's K); here none."
+    return self
+
+@patch
+def of_task(self: MulticlassClassification, task) -> TaskType:
+    "The multiclass type over the task's classes (outputs for classes absent from training too)."
+    classes = getattr(task, "classes", None)
+    return type(self)(n_classes=len(classes)) if classes else self
+
 def task_type(task_or_name) -> TaskType:
-    "The `TaskType` of a task (its `task_type` attribute; a multiclass task's class count), a task type name, or a RelBench `TaskType` enum."
+    "The `TaskType` of a task (with the task's own parameters, `of_task`), of a task type name, or of a RelBench `TaskType` enum."
     if isinstance(task_or_name, TaskType): return task_or_name
     name = getattr(task_or_name, "task_type", task_or_name)
     tt = TASK_TYPES[getattr(name, "value", name)]
-    classes = getattr(task_or_name, "classes", None)
-    return type(tt)(n_classes=len(classes)) if classes and hasattr(tt, "n_classes") else tt
+    return tt if name is task_or_name else tt.of_task(task_or_name)

@@ -6,13 +6,14 @@
 from __future__ import annotations
 import datetime as dt
 
+import numpy as np
 import polars as pl
 
 from .database import Database, TableSchema
 
 # %% auto #0
-__all__ = ['CAT', 'TINY_T', 'tiny_shop', 'churn_shop', 'click_shop', 'task_shop', 'hetero_shop', 'edge_dict', 'toy_snapshot',
-           'random_graph']
+__all__ = ['CAT', 'TINY_T', 'tiny_shop', 'churn_shop', 'click_shop', 'task_shop', 'hetero_shop', 'edge_dict', 'shaped_db',
+           'toy_snapshot', 'random_graph']
 
 # %% ../nbs/02a_testing.ipynb #c010
 CAT = "review.customer_id -> review.product_id -> product.category"  # the shop's path from a customer to the categories it reviewed
@@ -108,6 +109,49 @@ def hetero_shop() -> Database:
 def edge_dict(e, digits: int = 4) -> dict:
     "{(i, j): weight rounded to `digits`} of each edge of `Edges` `e` with i < j: one line to compare against a hand count."
     return {(int(a), int(b)): round(float(w), digits) for a, b, w in zip(*e.edge_index, e.edge_weight) if a < b}
+
+# %% ../nbs/02a_testing.ipynb #cs02
+def shaped_db(seed: int = 0,                 # random seed
+              entities: int = 14,            # rows of the entity table `member`
+              key_only: bool = True,         # events reference `slot`, a table of bare keys and times (one row per team and week)
+              timed_entity: bool = False,    # `member` has a time column (False: none)
+              before_1970: bool = False,     # times start in November 1969 (negative epochs)
+              eval_timestamps: int = 2,      # val and test timestamps each
+              idle: int = 2,                 # members without any event
+              one_label: bool = True,        # the first train snapshot holds one labelled member
+              null_fkeys: bool = False,      # some events' foreign keys are null
+              two_fkeys: bool = False,       # events carry a second foreign key to `member` (`buddy_id`)
+             ) -> tuple[Database, "EntityTask"]:
+    "A small database of the shapes real ones have, and its weekly churn task `member-churn`."
+    from relgraph.tasks import churn_task
+    rng, td = np.random.default_rng(seed), dt.timedelta(days=7)
+    start = dt.datetime(1969, 11, 3) if before_1970 else dt.datetime(2020, 1, 6)
+    val = start + 5 * td; test = val + eval_timestamps * td; weeks = 5 + 2 * eval_timestamps + 1
+    teams = 3
+    slot = pl.DataFrame({"slot_id": np.arange(weeks * teams), "team_id": np.tile(np.arange(teams), weeks),
+                         "start": [start + (k // teams) * td for k in range(weeks * teams)]})
+    if not key_only: slot = slot.with_columns(room=pl.Series(rng.choice(["a", "b"], len(slot))))
+    ev = [(0, start)] if one_label else []
+    for m in range(entities - idle):
+        for _ in range(rng.integers(2, 8)):
+            ev.append((m, start + dt.timedelta(days=float(rng.uniform(7.01 if one_label else 0, weeks * 7 - 0.01)))))
+    mem, time = np.array([e[0] for e in ev]), [e[1] for e in ev]
+    week = np.array([(t - start) // td for t in time])
+    shift = pl.DataFrame({"shift_id": np.arange(len(ev)), "member_id": mem, "slot_id": week * teams + rng.integers(0, teams, len(ev)),
+                          "time": time}, schema_overrides={"member_id": pl.Int64, "slot_id": pl.Int64})
+    fkeys = {"member_id": "member", "slot_id": "slot"}
+    if two_fkeys: shift = shift.with_columns(buddy_id=pl.Series(rng.integers(0, entities, len(ev)), dtype=pl.Int64)); fkeys["buddy_id"] = "member"
+    if null_fkeys:
+        hole = rng.random(len(ev)) < 0.15; hole[0] = False
+        shift = shift.with_columns(pl.when(pl.Series(hole)).then(None).otherwise(pl.col("slot_id")).alias("slot_id"))
+    member = pl.DataFrame({"member_id": np.arange(entities), "kind": rng.choice(["x", "y", "z"], entities)})
+    if timed_entity: member = member.with_columns(joined=pl.lit(start, dtype=pl.Datetime("ns")))
+    tables = dict(member=member, team=pl.DataFrame({"team_id": np.arange(teams)}), slot=slot, shift=shift)
+    tables = {k: v.with_columns(pl.col(c).cast(pl.Datetime("ns")) for c in ("start", "time", "joined") if c in v.columns) for k, v in tables.items()}
+    schema = dict(member=TableSchema("member_id", time_col="joined" if timed_entity else None), team=TableSchema("team_id"),
+                  slot=TableSchema("slot_id", {"team_id": "team"}, "start"), shift=TableSchema("shift_id", fkeys, "time"))
+    db = Database(tables, schema, name="shaped", val_timestamp=val, test_timestamp=test)
+    return db, churn_task(db, "member", "shift", td, name="member-churn", event_col="member_id", num_eval_timestamps=eval_timestamps)
 
 # %% ../nbs/02a_testing.ipynb #cc02
 def toy_snapshot(n: int = 200,             # nodes

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_train.ipynb #c001
 from __future__ import annotations
-import copy, inspect, logging, time
+import contextlib, copy, inspect, logging, time
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -17,11 +17,11 @@ from .core import TIME_DTYPE, get_device, progress as progress_bar, seed_everyth
 from .models import LAYERS, build_model
 from .registry import MODELS
 from .sampling import neighbor_loader, sampling_backend
-from .tasktypes import TASK_TYPES, task_type as task_type_of
+from .tasktypes import ENTITY_TASK_TYPES, TASK_TYPES, task_type as task_type_of
 
 # %% auto #0
-__all__ = ['FULL_BATCH_MAX_NODES', 'FULL_BATCH_MAX_EDGES', 'fit_loop', 'labelled', 'choose_batch', 'train_gnn', 'predict',
-           'embeddings', 'fit_gnn', 'gnn_entry']
+__all__ = ['FULL_BATCH_MAX_NODES', 'FULL_BATCH_MAX_EDGES', 'epoch_reporter', 'fit_loop', 'labelled', 'choose_batch', 'train_gnn',
+           'predict', 'embeddings', 'fit_gnn', 'gnn_entry']
 
 # %% ../nbs/11_train.ipynb #c005
 def _as_task_type(task_type) -> "TaskType":
@@ -51,6 +51,16 @@ def _validate(model, head, tt, passes: Iterator) -> tuple[float, float]:
     except ValueError: metric = float("nan")          # e.g. AUROC with one class present
     return loss, metric
 
+# %% ../nbs/11_train.ipynb #t002
+_REPORTERS: list = []   # the reporters of the open `epoch_reporter` blocks (this process)
+
+@contextlib.contextmanager
+def epoch_reporter(fn: Callable):  # (epoch, {"val_loss": v, "val_<metric>": m}) -> None; raising stops the training
+    "Within this block `fit_loop` calls `fn` after every epoch with the validation loss and metric."
+    _REPORTERS.append(fn)
+    try: yield fn
+    finally: _REPORTERS.remove(fn)
+
 # %% ../nbs/11_train.ipynb #c007
 def fit_loop(model: torch.nn.Module,        # the model; `train_passes`/`val_passes` call it
              head,                          # a fitted `Head`: `loss(logits, y)` and `score(logits)`
@@ -64,6 +74,7 @@ def fit_loop(model: torch.nn.Module,        # the model; `train_passes`/`val_pas
              seed: int = 0,                 # seeds dropout (and anything random the passes do not seed themselves)
              device: str = "auto",          # 'auto' (cuda when present), 'cpu', 'cuda': where the model goes
              progress: bool = True,         # show a progress bar
+             validate: Callable | None = None,  # model -> (val_loss, val_metric), used instead of `val_passes` (e.g. ranking MAP@K)
             ) -> tuple[torch.nn.Module, dict]:
     "Train `model` with early stopping on the validation metric; the best model and its history."
     tt = _as_task_type(task_type); seed_everything(seed)
@@ -73,7 +84,8 @@ def fit_loop(model: torch.nn.Module,        # the model; `train_passes`/`val_pas
     bar = progress_bar(range(epochs), desc=getattr(model, "name", type(model).__name__)) if progress else range(epochs)
     for ep in bar:
         tl = _step_all(model, opt, head, train_passes(ep))
-        vl, vm = _validate(model, head, tt, val_passes())
+        vl, vm = validate(model) if validate else _validate(model, head, tt, val_passes())
+        for fn in list(_REPORTERS): fn(ep, {"val_loss": vl, f"val_{tt.val_metric}": vm})   # epoch_reporter: may stop the run
         if _record(hist, tt, ep, tl, vl, vm, model) >= patience: break
         if hasattr(bar, "set_postfix"): bar.set_postfix(loss=f"{tl:.3f}", **{tt.val_metric: f"{vm:.3f}"})
     return _finish(model, hist, tt, epochs, t0)
@@ -282,7 +294,9 @@ def fit_gnn(inputs: dict,                 # {"graph": {split: [snapshot Data]}} 
                             seed=seed, train_mask=masks["train"], val_mask=masks["val"])
     preds = pl.concat([predict(model, graphs[s], head, masks[s], hist["batch"], num_neighbors, device=device, seed=seed, split=s)
                        for s in ("train", "val", "test") if s in graphs])
-    return preds, _info(model, hist)
+    fitted = model.cpu().to_fitted(head, batch=hist["batch"], num_neighbors=list(num_neighbors), seed=seed,
+                                   feature_names=list(getattr(graphs["train"][0], "feature_names", None) or []))
+    return preds, _info(model, hist) | {"fitted": fitted}   # the model, saveable without pickle (relgraph.models.Fitted)
 
 # %% ../nbs/11_train.ipynb #c054
 def gnn_entry(layer: str) -> Callable:
@@ -296,5 +310,5 @@ def gnn_entry(layer: str) -> Callable:
     return fit
 
 for _name in LAYERS:
-    MODELS.register(_name, consumes=("graph",), task_types=tuple(TASK_TYPES),
+    MODELS.register(_name, consumes=("graph",), task_types=ENTITY_TASK_TYPES,
                    uses_edges=LAYERS[_name].edges != "none")(gnn_entry(_name))   # the MLP reads nodes only
