@@ -144,7 +144,7 @@ def test_bad_input_rules():
         make_interactions(db, make_shop_churn(db))
     with pytest.raises(ValueError, match="both 'customer_id'"):
         LinkTask("t", "customer", "customer_id", "customer", "customer_id", "review")
-    assert task_type(task) is TT
+    assert (task_type(task).name, task_type(task).val_metric) == (TT.name, TT.val_metric)
 
 
 def make_shop_churn(db):

@@ -3,7 +3,7 @@
 Most tests run a stand-in experiment notebook (same parameters cell, seconds per run) so they exercise the real
 machinery (papermill, processes, records on disk) quickly; `test_real_experiment_*` runs the real notebook.
 """
-import json, os, signal, subprocess, sys, textwrap, time
+import json, os, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import nbformat
@@ -131,11 +131,33 @@ def test_sweep_cli_invalid_configuration_stops_before_any_run(standin, tmp_path)
     assert not (tmp_path/"runs").exists() or not any((tmp_path/"runs").iterdir())
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("examples/*.yaml")), ids=lambda p: p.name)
+EXAMPLES = sorted(Path(__file__).parent.parent.glob("examples/*.yaml"))
+def _runs_with(p: Path) -> str:
+    "The command an example's `Run:` comment names (sweep, tune, sessions); sweep when it names none."
+    m = re.search(r"Run: relgraph (\w+)", p.read_text())
+    return m.group(1) if m else "sweep"
+
+def test_every_example_says_how_to_run_it():
+    assert {_runs_with(p) for p in EXAMPLES} <= {"sweep", "tune", "sessions"}
+
+@pytest.mark.parametrize("path", [p for p in EXAMPLES if _runs_with(p) == "sweep"], ids=lambda p: p.name)
 def test_example_sweeps_expand(path):
     cfgs = expand_grid(path)
     assert cfgs and len({run_id(c) for c in cfgs}) == len(cfgs)
     assert all(c["builder"] == "none" for c in cfgs if c["model"] in ("mlp", "lightgbm"))
+
+
+@pytest.mark.parametrize("path", [p for p in EXAMPLES if _runs_with(p) != "sweep"], ids=lambda p: p.name)
+def test_other_examples_are_valid(path):
+    "A study is checked by relgraph.tune, a session workflow sweep by relgraph.sessions, before anything runs."
+    import itertools, yaml
+    if _runs_with(path) == "tune":
+        from relgraph.tune import load_study
+        assert load_study(path)["space"]
+    else:
+        from relgraph.sessions import _set, resolve_workflow
+        spec = yaml.safe_load(path.read_text()); grid = spec.get("grid") or {}
+        for vals in itertools.product(*grid.values()): resolve_workflow(_set(spec["base"], dict(zip(grid, vals))))
 
 
 @pytest.mark.slow
