@@ -171,6 +171,7 @@ def snapshots(db: Database, task, builder: str = "none", params: dict | None = N
 @INPUTS.register("graph")
 def graph_input(db: Database, task, cfg: dict) -> Snapshots:
     "The configuration's snapshot graphs, edges from its builder with the builder's plan for this schema (seen up to val)."
+    task = task.as_entity_task(db)   # a link task's graphs are built on its sources (every source visible at t)
     seen = db.upto(db.val_timestamp) if db.val_timestamp is not None else db   # the plan reads no row a test label could see
     params = builder_params(seen, task.entity_table, cfg["builder"], cfg.get("builder_params") or {})
     return snapshots(db, task, cfg["builder"], params, cfg.get("split", "temporal"), cfg.get("seed", 0), cfg.get("cache_dir"))

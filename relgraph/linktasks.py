@@ -17,7 +17,7 @@ from .core import TIME_DTYPE, as_time, atomic_path, is_time_dtype, timestamp
 from .database import Database
 from .io import MANIFEST_VERSION, SPLITS, _dump_yaml, _load_yaml, _name_problems, load_relbench, run_task_sql, timedelta_str
 from .registry import INPUTS
-from .tasks import TASKS, _as_timedelta, _check_event_table, _fkey_to, _fmt_td, split_timestamps
+from .tasks import TASKS, EntityTask, _as_timedelta, _check_event_table, _fkey_to, _fmt_td, split_timestamps
 
 # %% auto #0
 __all__ = ['LinkTask', 'link_labels', 'link_sql', 'link_task', 'user_item_purchase', 'save_link_task', 'regenerate_link_labels',
@@ -324,3 +324,16 @@ def make_interactions(db: Database, task, cfg: dict | None = None) -> Interactio
     "`INPUTS['interactions']`: the `Interactions` of a link task (a clear error for any other task)."
     if not isinstance(task, LinkTask): raise ValueError(f"input 'interactions' needs a link task; task {task.name!r} is a {getattr(task, 'task_type', '?')} task")
     return interactions(db, task)
+
+# %% ../nbs/04b_link_tasks.ipynb #k41
+@patch
+def as_entity_task(self: LinkTask, db: Database) -> EntityTask:
+    "The sources as an entity task: at each seed time every source visible at t, target its number of destinations (0: none)."
+    pk = db.schema[self.src_table].pkey
+    def at(v: pl.DataFrame, t) -> pl.DataFrame:
+        ids = db.upto(t)[self.src_table].select(pl.col(pk).cast(pl.Int64).alias(self.src_col))
+        n = v.filter(pl.col(self.time_col) == t).select(self.src_col, pl.col(self.dst_col).list.len().cast(pl.Float64).alias("n_dst"))
+        return ids.join(n, on=self.src_col, how="left").select(pl.lit(t, dtype=TIME_DTYPE).alias(self.time_col), self.src_col,
+                                                              pl.col("n_dst").fill_null(0.0))
+    tabs = {s: pl.concat([at(v, t) for t in self.timestamps(s)]) for s, v in self.tables.items()}
+    return EntityTask(self.name, self.src_table, self.src_col, "n_dst", self.time_col, self.timedelta, "regression", tabs)

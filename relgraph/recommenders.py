@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import LightGCN, SAGEConv
 
 from .core import TIME_DTYPE, get_device, seed_everything, timestamp
+from .models import FITTED, Fitted
 from .registry import MODELS
 from .topk import topk
 from .train import fit_loop
@@ -23,8 +24,8 @@ from .train import fit_loop
 # %% auto #0
 __all__ = ['NEGATIVES', 'LOSSES', 'TOWERS', 'RecGraph', 'rec_graph', 'BipartiteSAGE', 'LightGCNTowers', 'Recommender',
            'pair_scores', 'PairLoss', 'negative_probs', 'link_pairs', 'recommend_at', 'gnn_predictions',
-           'item_communities', 'embeddings_at', 'build_recommender', 'fit_recommender', 'user_graphs', 'entity_view',
-           'rec_entry', 'save_embeddings', 'embedding_figure']
+           'item_communities', 'embeddings_at', 'build_recommender', 'fit_recommender', 'user_graphs', 'rec_entry',
+           'load_recommender', 'save_embeddings', 'embedding_figure']
 
 # %% ../nbs/11a_recommenders.ipynb #r07
 @dataclass
@@ -316,8 +317,9 @@ def fit_recommender(inputs: dict,                # {"interactions": Interactions
     seed_everything(seed)
     ug = user_graphs(inputs["graph"], inter) if "graph" in inputs else None
     graphs = {t: _graph_to(g, dev) for t, g in _graphs(inter, item_k, ug).items()}
-    model = build_recommender(towers, inter.n_src, inter.n_dst, dim, layers, bias, repeat, item_k > 0,
-                              next(iter(ug.values())).x.shape[1] if ug else 0, dropout, user_ids)
+    build = dict(towers=towers, n_src=inter.n_src, n_dst=inter.n_dst, dim=dim, layers=layers, bias=bias, repeat=repeat, item_graph=item_k > 0,
+                 user_graph_in=next(iter(ug.values())).x.shape[1] if ug else 0, dropout=dropout, user_ids=user_ids)
+    model = build_recommender(**build)
     pl_, gen, train_ts = PairLoss(loss), torch.Generator().manual_seed(seed), inter.task.timestamps("train")
     pairs = {timestamp(t): link_pairs(inter.tables["train"], t) for t in train_ts}
     q = {t: negative_probs(graphs[t], negatives) for t in pairs}
@@ -332,6 +334,7 @@ def fit_recommender(inputs: dict,                # {"interactions": Interactions
     last = graphs[timestamp(inter.task.timestamps("test")[-1])] if "test" in inter.tables else graphs[max(graphs)]
     info = {k_: v for k_, v in hist.items() if not isinstance(v, list)} | {"embeddings": embeddings_at(model, last, inter)} | {"history": {k_: v for k_, v in hist.items() if isinstance(v, list)},
             "model": repr(model), "n_items": int(inter.n_dst), "loss": loss, "negatives": negatives, "seconds": time.perf_counter() - t0}
+    info["fitted"] = Fitted("gnn_recommender", dict(build=build, item_k=item_k), tensors=dict(model.cpu().state_dict()))   # saved without pickle
     return preds, info
 
 # %% ../nbs/11a_recommenders.ipynb #r34
@@ -343,16 +346,9 @@ def user_graphs(graphs: dict, inter) -> dict:
             pos = np.searchsorted(inter.src_ids, d.node_id.numpy())
             if (pos >= len(inter.src_ids)).any() or (inter.src_ids[np.minimum(pos, len(inter.src_ids) - 1)] != d.node_id.numpy()).any():
                 raise ValueError("graph input: node ids that are not keys of the link task's source table")
-            h = d.clone(); h.pos = torch.from_numpy(pos).long(); h.x = torch.nan_to_num(torch.asinh(h.x))
+            h = d.clone(); del h.y; h.pos = torch.from_numpy(pos).long(); h.x = torch.nan_to_num(torch.asinh(h.x))
             out[timestamp(d.snapshot_time)] = h
     return out
-
-# %% ../nbs/11a_recommenders.ipynb #r35
-def entity_view(task) -> "EntityTask":
-    "The link task's sources as a node task (target: how many destinations), so relgraph's snapshot graphs can be built for them."
-    from relgraph.tasks import EntityTask
-    tabs = {s: v.select(task.time_col, task.src_col, pl.col(task.dst_col).list.len().cast(pl.Float64).alias("n_dst")) for s, v in task.tables.items()}
-    return EntityTask(task.name, task.src_table, task.src_col, "n_dst", task.time_col, task.timedelta, "regression", tabs)
 
 # %% ../nbs/11a_recommenders.ipynb #r36
 def rec_entry(towers: str, **defaults):
@@ -370,6 +366,14 @@ MODELS.register("sage_rec", consumes=("interactions",), **_LINK)(rec_entry("sage
 MODELS.register("lightgcn", consumes=("interactions",), **_LINK)(rec_entry("lightgcn", bias=False, repeat=False))
 MODELS.register("sage_rec_items", consumes=("interactions",), **_LINK)(rec_entry("sage", item_k=20, **_SAGE))
 MODELS.register("sage_rec_graph", consumes=("interactions", "graph"), **_LINK)(rec_entry("sage", item_k=20, **_SAGE))
+
+# %% ../nbs/11a_recommenders.ipynb #r38b
+@FITTED.register("gnn_recommender")
+def load_recommender(f: Fitted) -> Recommender:
+    "The recommender saved in `f` (by `fit_recommender`), in eval mode; `item_k` (its item graph's edges per item) as an attribute."
+    m = build_recommender(**f.meta["build"]); m.load_state_dict(f.tensors)
+    m.item_k = int(f.meta["item_k"])
+    return m.eval()
 
 # %% ../nbs/11a_recommenders.ipynb #r43
 def save_embeddings(emb: dict, folder) -> list:

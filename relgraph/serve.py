@@ -31,8 +31,9 @@ from .registry import INPUTS, consumes
 from .tasktypes import task_type
 
 # %% auto #0
-__all__ = ['RECOMMENDERS', 'popularity_scorer', 'repeat_scorer', 'itemknn_scorer', 'check_record', 'ServedRun', 'BadTime',
-           'PredictRequest', 'RecommendRequest', 'make_app', 'serve_cli', 'bench_serve']
+__all__ = ['RECOMMENDERS', 'RANKERS', 'popularity_scorer', 'repeat_scorer', 'itemknn_scorer', 'check_record', 'ServedRun',
+           'BadTime', 'baseline_ranker', 'gnn_ranker', 'PredictRequest', 'RecommendRequest', 'make_app', 'serve_cli',
+           'bench_serve']
 
 # %% ../nbs/22_serve.ipynb #s004b
 RECOMMENDERS = Registry("recommender")  # link model -> prepare(x, t, **model_params) -> score(src indices) -> [rows, n_dst] csr or None
@@ -114,9 +115,10 @@ def _load_entity(self: ServedRun):
 
 @patch
 def _load_link(self: ServedRun):
-    "What recommendations need: the task's interactions and the record's recommender."
+    "What recommendations need: the task's interactions and the record's recommender (a baseline's parameters, or a trained model)."
     saved = (self.run_dir/"model"/"model.json").is_file()
     self.fitted = load_fitted(self.run_dir/"model") if saved else Fitted("recommender", dict(model=self.cfg["model"], params=self.cfg["model_params"]))
+    self.model = FITTED[self.fitted.kind](self.fitted) if self.fitted.kind in FITTED else None   # a trained recommender, rebuilt
     self.x, self.table = INPUTS["interactions"](self.db, self.task, self.cfg), self.task.src_table
 
 def _edge_params(db, task, cfg: dict) -> dict:
@@ -241,14 +243,6 @@ def describe(self: ServedRun) -> dict:
                 recommend=self.recommend_reason() or "available", warnings=self.warnings)
 
 # %% ../nbs/22_serve.ipynb #s026
-@patch
-def recommend_reason(self: ServedRun) -> str | None:
-    "Why this run cannot recommend (None when it can)."
-    if not self.link:
-        return f"run {self.run_id} scores entities ({self.tt.name}, model {self.cfg['model']!r}); /recommend needs a run of a link-prediction task"
-    if self.fitted.kind != "recommender" or self.cfg["model"] not in RECOMMENDERS:
-        return f"model {self.cfg['model']!r} has no recommender this server can rebuild; it serves: {', '.join(RECOMMENDERS)}"
-
 def _rank(score, order: np.ndarray, k: int, n: int, budget: float = 2e7) -> np.ndarray:
     "`relgraph.recommend.rank_items` for a few rows: densify the rows first (no sparse column indexing per request)."
     k = min(k, len(order))
@@ -257,16 +251,53 @@ def _rank(score, order: np.ndarray, k: int, n: int, budget: float = 2e7) -> np.n
     return np.concatenate([order[np.argsort(-score[lo:lo + step].toarray()[:, order], axis=1, kind="stable")[:, :k]]
                            for lo in range(0, n, step)]) if n else np.zeros((0, k), np.int64)
 
+RANKERS = Registry("ranker")  # kind of the run's fitted model -> prepare(run, t) -> top(src, k, exclude_seen) -> item index rows
+
+def _baseline_refuses(run) -> str | None:
+    if run.fitted.meta["model"] not in RECOMMENDERS:
+        return f"model {run.cfg['model']!r} has no recommender this server can rebuild; it serves: {', '.join(RECOMMENDERS)} and trained GNN recommenders"
+
+@RANKERS.register("recommender", refuses=_baseline_refuses)
+def baseline_ranker(run, t: dt.datetime) -> Callable:
+    "A baseline's ranking at `t`, as its model entry ranks: its scores, ties and the rest by popularity in the window before `t`."
+    from relgraph.recommend import popularity_order
+    p = dict(run.fitted.meta["params"])
+    window = run.task.timedelta if p.get("window_days") is None else dt.timedelta(days=float(p["window_days"]))
+    score, order, counts = RECOMMENDERS[run.fitted.meta["model"]](run.x, t, **p), popularity_order(run.x, t, window), run.x.matrix(t)
+    def top(src: np.ndarray, k: int, exclude_seen: bool) -> list:
+        seen = counts[src] if exclude_seen else None
+        rows = _rank(score(src), order, k + (int(np.diff(seen.indptr).max(initial=0)) if exclude_seen else 0), len(src))
+        if not exclude_seen: return [r[:k] for r in rows]
+        return [r[~np.isin(r, seen.indices[seen.indptr[i]:seen.indptr[i + 1]])][:k] for i, r in enumerate(rows)]
+    return top
+
+def _gnn_refuses(run) -> str | None:
+    if run.fitted.meta["build"].get("user_graph_in"):
+        return f"model {run.cfg['model']!r} also reads relgraph's graph of the users at t, which this server does not rebuild"
+
+@RANKERS.register("gnn_recommender", refuses=_gnn_refuses)
+def gnn_ranker(run, t: dt.datetime) -> Callable:
+    "A trained GNN recommender's exact top-k at `t`: `relgraph.recommenders.recommend_at` on the user–item graph visible at `t`."
+    from relgraph.recommenders import rec_graph, recommend_at
+    g = rec_graph(run.x, t, run.model.item_k)
+    return lambda src, k, exclude_seen: [r[r >= 0] for r in recommend_at(run.model, g, src, k, exclude_past=exclude_seen)]
+
+@patch
+def recommend_reason(self: ServedRun) -> str | None:
+    "Why this run cannot recommend (None when it can)."
+    if not self.link:
+        return f"run {self.run_id} scores entities ({self.tt.name}, model {self.cfg['model']!r}); /recommend needs a run of a link-prediction task"
+    if self.fitted.kind not in RANKERS:
+        return f"model {self.cfg['model']!r} (saved as {self.fitted.kind!r}) has no ranker this server can rebuild; it ranks: {', '.join(RANKERS)}"
+    return RANKERS[self.fitted.kind].refuses(self)
+
 @patch
 def ranking(self: ServedRun, t: dt.datetime) -> tuple:
-    "(scorer, popularity order, interaction counts) at `t`, prepared once and cached."
-    from relgraph.recommend import popularity_order
+    "(top-k function, keys of the users visible) at `t`, prepared once and cached."
     if (hit := self._cache.get(t)) is not None: return hit
     with self._lock:
         if (hit := self._cache.get(t)) is None:
-            p = dict(self.fitted.meta["params"])
-            window = self.task.timedelta if p.get("window_days") is None else dt.timedelta(days=float(p["window_days"]))
-            hit = self._cache[t] = (RECOMMENDERS[self.fitted.meta["model"]](self.x, t, **p), popularity_order(self.x, t, window), self.x.matrix(t), self.visible(t))
+            hit = self._cache[t] = (RANKERS[self.fitted.kind](self, t), self.visible(t))
             while len(self._cache) > self._size: self._cache.popitem(last=False)
     return hit
 
@@ -275,16 +306,11 @@ def recommend(self: ServedRun, users, k: int = 10, t=None, exclude_seen: bool = 
     "Top-`k` item keys per user at `t`; `LookupError` for unknown users, `NotImplementedError` naming why a run cannot recommend."
     if (why := self.recommend_reason()) is not None: raise NotImplementedError(why)
     t, keys = self.when(t), np.asarray(users, dtype=np.int64)
-    score, order, counts, visible = self.ranking(t)
+    top, visible = self.ranking(t)
     if len(unknown := np.unique(keys[_find(visible, keys) < 0])): raise LookupError(_unknown(self.table, unknown, t))
-    src = np.searchsorted(self.x.src_ids, keys)
-    seen = counts[src] if exclude_seen else None
-    top = _rank(score(src), order, k + (int(np.diff(seen.indptr).max(initial=0)) if exclude_seen else 0), len(src))
-    rows = []
-    for i, row in enumerate(top):
-        if exclude_seen: row = row[~np.isin(row, seen.indices[seen.indptr[i]:seen.indptr[i + 1]])]
-        rows.append(dict(user=int(keys[i]), items=self.x.dst_ids[row[:k]].tolist()))
-    return dict(t=t.isoformat(), run_id=self.run_id, k=k, exclude_seen=exclude_seen, recommendations=rows)
+    rows = top(np.searchsorted(self.x.src_ids, keys), k, exclude_seen)
+    return dict(t=t.isoformat(), run_id=self.run_id, k=k, exclude_seen=exclude_seen,
+                recommendations=[dict(user=int(u), items=self.x.dst_ids[r].tolist()) for u, r in zip(keys, rows)])
 
 # %% ../nbs/22_serve.ipynb #s029
 class PredictRequest(BaseModel):
@@ -342,7 +368,8 @@ def serve_cli(run_dir: str,                 # a run record, runs/<run_id>
     run, log = ServedRun(run_dir, db, accept_db), get_logger("relgraph.serve")
     for w in run.warnings: log.warning(w)
     if host not in ("127.0.0.1", "localhost", "::1"): log.warning("listening on %s: other machines can reach this server; it has no authentication", host)
-    t0 = time.perf_counter(); n = len(run.ranking(run.last)[3] if run.link else run.snapshot(run.last)[0])
+    t0 = time.perf_counter()   # the last time's snapshot or ranking prepared now: the first request is fast, a broken record fails here
+    n = len(run.snapshot(run.last)[0] if not run.link else run.ranking(run.last)[1] if run.recommend_reason() is None else run.visible(run.last))
     print(f"relgraph serve: {run.run_id} ({run.cfg['model']}, {run.task.name}), {n} entities at {run.last.isoformat()} "
           f"ready in {time.perf_counter() - t0:.1f} s; http://{host}:{port} (docs: /docs)", flush=True)
     uvicorn.run(make_app(run), host=host, port=port, log_level="warning")

@@ -209,6 +209,12 @@ def churn_task(db: Database,                      # database with val_timestamp 
                       "binary_classification", tables=tables, sql=churn_sql(db, entity_table, event_table, event_col),
                       num_eval_timestamps=num_eval_timestamps)
 
+# %% ../nbs/04_tasks.ipynb #c029b
+@patch
+def as_entity_task(self: EntityTask, db: Database) -> EntityTask:
+    "The entity task whose entities relgraph's snapshot graphs are built on: this task itself."
+    return self
+
 # %% ../nbs/04_tasks.ipynb #f025f0f4
 def _event_values(db: Database, entity_table: str, event_table: str, value: str, event_col: str | None = None) -> pl.LazyFrame:
     "Events as (entity key, `__time`, `__order`, `__value`); `value` is 'col' of the event table or 'table.col' it references."

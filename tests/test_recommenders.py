@@ -9,7 +9,7 @@ import torch
 
 import relgraph.ranking  # registers the link_prediction task type
 from relgraph.linktasks import interactions
-from relgraph.recommenders import (PairLoss, build_recommender, entity_view, link_pairs, negative_probs, rec_graph,
+from relgraph.recommenders import (PairLoss, build_recommender, link_pairs, negative_probs, rec_graph,
                                    recommend_at)
 from relgraph.registry import MODELS, consumes
 from relgraph.synthetic import make_shop
@@ -92,15 +92,31 @@ def test_entries_predict_in_link_schema(shop, name, kw):
 def test_user_graph_tower(shop):
     from relgraph.graphs import snapshots
     db, task, inter = shop
-    ug = snapshots(db, entity_view(task), "shared_attribute", {"path": "review.customer_id -> review.product_id -> product.category"})
+    ug = snapshots(db, task.as_entity_task(db), "shared_attribute", {"path": "review.customer_id -> review.product_id -> product.category"})
     preds, info = MODELS["sage_rec_graph"]({"interactions": inter, "graph": ug}, TT, epochs=1, dim=8)
     assert "user_graph_in=0" not in info["model"] and preds.height > 0
 
 
-def test_through_run_experiment():
+@pytest.mark.parametrize("model", ["sage_rec", "sage_rec_graph"])
+def test_through_run_experiment(model, tmp_path):
+    "Each recommender through the experiment: sage_rec_graph gets the `graph` input built on the link task's sources."
     from relgraph.experiment import run_experiment
-    m = run_experiment(dict(data={"customers": 120}, task="user-item-purchase", model="sage_rec", epochs=2, model_params={"dim": 8}))
+    m = run_experiment(dict(data={"customers": 120}, task="user-item-purchase", model=model, epochs=2, model_params={"dim": 8}), tmp_path)
     assert 0 <= m["test_map@10"] <= 1 and "val_map@10" in m
+    assert (tmp_path/"model"/"model.json").is_file()   # the trained model, saved without pickle
+
+
+def test_graph_input_of_a_link_task_holds_every_visible_source(shop):
+    "The user graph is built on every customer visible at t, not on the task rows (those who buy in the window)."
+    from relgraph.builders import entity_ids
+    from relgraph.registry import INPUTS
+    db, task, _ = shop
+    g = INPUTS["graph"](db, task, {"builder": "shared_attribute", "builder_params": {}, "seed": 0})
+    for split in ("train", "test"):
+        d, t = g[split][0], task.timestamps(split)[0]
+        visible = entity_ids(db.upto(t), "customer").to_numpy()
+        assert np.array_equal(np.sort(d.node_id.numpy()), visible)
+        assert len(visible) > task.split(split).filter(pl.col("timestamp") == t).height   # more nodes than buyers
 
 
 def test_record_holds_embeddings_and_figure(tmp_path):
