@@ -13,7 +13,7 @@ import torch
 from .core import get_device, measure
 
 # %% auto #0
-__all__ = ['chunk_rows', 'topk', 'bench_topk']
+__all__ = ['chunk_rows', 'row_topk', 'topk', 'bench_topk']
 
 # %% ../nbs/12b_topk.ipynb #t005
 def chunk_rows(m: int,                # number of items (columns of the score matrix)
@@ -46,6 +46,31 @@ def _add(s: torch.Tensor, add: sp.csr_matrix, lo: int, hi: int) -> None:
     r, c, v = _sparse_rows(add, lo, hi)
     s[r.to(s.device), c.to(s.device)] += torch.from_numpy(v.astype(np.float32)).to(s.device)
 
+# %% ../nbs/12b_topk.ipynb #t009b
+def _block(m: int, k: int) -> int | None:
+    "Columns per block for rows of `m` scores and top-`k`: the power of two nearest sqrt(m / k), at least 8; None when the row is too short to gain."
+    b = max(8, 2 ** round(np.log2(max(m / k, 1)) / 2))
+    return b if m // b >= 8 * k else None
+
+def row_topk(s: torch.Tensor,          # [r, m] scores (a chunk); fastest when `block` divides m
+             k: int,                   # how many per row (k <= m)
+             block: int | None = None, # columns per block (default: `_block(m, k)`)
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Exact top-k (values, column indices) of each row of `s`, best first: `torch.topk` on the k blocks with the largest maxima."
+    r, m = s.shape
+    b = block or _block(m, k)
+    if b is None or m // b < k: return torch.topk(s, k, dim=1)
+    nb = m // b
+    main = s[:, :nb * b].view(r, nb, b)
+    blk = torch.topk(main.amax(2), k, dim=1, sorted=False).indices                          # [r, k] the blocks that can hold a winner
+    cand = main[torch.arange(r, device=s.device)[:, None], blk].reshape(r, k * b)
+    cidx = (blk[:, :, None] * b + torch.arange(b, device=s.device)).reshape(r, k * b)
+    if nb * b < m:                                                                           # the tail no block covers: always a candidate
+        cand = torch.cat([cand, s[:, nb * b:]], 1)
+        cidx = torch.cat([cidx, torch.arange(nb * b, m, device=s.device).expand(r, -1)], 1)
+    v, j = torch.topk(cand, k, dim=1)
+    return v, cidx.gather(1, j)
+
 # %% ../nbs/12b_topk.ipynb #t011
 def _tensor(x, name: str) -> torch.Tensor:
     t = torch.as_tensor(x)
@@ -73,13 +98,16 @@ def topk(queries,                     # [n, d] query (user) embeddings: numpy or
     (n, m), k = (len(q), len(it)), min(k, len(it))
     ex, plus, c = _as_csr(exclude, n, m), _as_csr(add, n, m), max(1, int(chunk or chunk_rows(m, memory_mb)))
     idx, val = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
-    buf = torch.empty((min(c, n), m), device=dev)
+    b = _block(m, k); mp = m if b is None else -(-m // b) * b   # the buffer's columns: a multiple of the block
+    itp = it if mp == m else torch.cat([it, it.new_zeros(mp - m, it.shape[1])])   # zero items pad the product; their scores become -inf
+    buf = torch.empty((min(c, n), mp), device=dev)
     for lo in range(0, n, c):
         hi = min(lo + c, n); s = buf[:hi - lo]
-        torch.matmul(q[lo:hi].to(dev), it.T, out=s)
+        torch.matmul(q[lo:hi].to(dev), itp.T, out=s)
+        if mp > m: s[:, m:] = float("-inf")
         if plus is not None: _add(s, plus, lo, hi)
         if ex is not None: _hide(s, ex, lo, hi)
-        v, i = torch.topk(s, k, dim=1)
+        v, i = row_topk(s, k, b)
         idx[lo:hi], val[lo:hi] = i.cpu().numpy(), v.cpu().numpy()
     if ex is not None: idx[np.isneginf(val)] = -1
     return idx, val
