@@ -22,7 +22,8 @@ from .datasets import DATASETS, check_data_params, load_dataset, source_fingerpr
 __all__ = ['EVENT_TYPES', 'EVENT_SCHEMA', 'PAD', 'UNK', 'BOS', 'SPECIALS', 'WORKFLOWS', 'EventTruth', 'make_event_shop',
            'event_shop', 'Sessions', 'sessions', 'xty', 'split_users', 'Vocab', 'SessionData', 'user_table',
            'session_data', 'SessionDataset', 'collate', 'session_stats', 'stats_figure', 'write_sessions',
-           'resolve_workflow', 'workflow_run_id', 'workflow_record', 'workflow_sweep', 'sessions_cli']
+           'resolve_workflow', 'workflow_run_id', 'workflow_record', 'workflow_sweep', 'sweep_table', 'sweep_summary',
+           'sessions_cli']
 
 # %% ../nbs/23_sessions.ipynb #c005
 EVENT_TYPES = ("impression", "search", "click", "purchase")  # the event shop's event_type values
@@ -100,9 +101,19 @@ def _randomize(rng, sess: np.ndarray, pos: np.ndarray, clicked: np.ndarray, L: n
     rct, coin, at = rng.random(len(L)) < share, rng.random(len(L)) < 0.5, rng.integers(0, L)
     return np.where(rct[sess], coin[sess] & (pos == at[sess]), clicked), rct
 
+# %% ../nbs/23_sessions.ipynb #c013n
+def _prime_time(seg: np.ndarray, start: np.ndarray) -> np.ndarray:
+    "Whether each session starts in its segment's 4-hour prime window (hours 4 * (segment % 3) to + 4 of the day)."
+    return ((start % 86_400) // 3600 - 4 * (seg % 3) + 24) % 24 < 4
+
+def _nonadditive(d: dict, nonlinear: float) -> np.ndarray:
+    "Log-odds of the purchase model's interactions: segment x time of day, searches x returning (additive at 0)."
+    search = (d["searches"] >= 2) * np.clip(0.8 + np.where(d["returning"], 0.8, -0.8) * nonlinear, 0, None)
+    return search + 1.5 * nonlinear * _prime_time(d["seg"], d["start"])
+
 # %% ../nbs/23_sessions.ipynb #c013f
 def _funnel(rng, d: dict, tastes, items_per_cat: int, effect: float, purchase_rate: float, randomized: float = 0.0, rng_r=None,
-            revisit: float = 0.0):
+            revisit: float = 0.0, nonlinear: float = 0.0):
     "Impressions, clicks, searches and purchases of the sessions `d`; the event parts, the planted taus, p0/p1, the A/B slice."
     S = tastes.shape[0]
     sess, pos, item = _impressions(rng, d["L"], tastes, d["seg"], items_per_cat)
@@ -110,7 +121,7 @@ def _funnel(rng, d: dict, tastes, items_per_cat: int, effect: float, purchase_ra
     clicked, rct = _randomize(rng_r or np.random.default_rng(0), sess, pos, clicked, d["L"], randomized)
     T = np.bincount(sess[clicked], minlength=len(d["L"])) > 0
     tau = effect * rng.permutation(np.linspace(-1.0, 2.0, S))
-    base = rng.normal(0, 0.7, S)[d["seg"]] + d["intent"] + 0.8 * (d["searches"] >= 2) + revisit * d["returning"]
+    base = rng.normal(0, 0.7, S)[d["seg"]] + d["intent"] + revisit * d["returning"] + _nonadditive(d, nonlinear)
     a = _purchase_intercept(base + T * tau[d["seg"]], purchase_rate)
     p0, p1 = _sigmoid(a + base), _sigmoid(a + base + tau[d["seg"]])
     Y = rng.random(len(T)) < np.where(T, p1, p0)
@@ -131,6 +142,7 @@ def make_event_shop(users: int = 2000,             # number of users
                     confounding: float = 1.0,      # how strongly the hidden intent drives clicking
                     randomized: float = 0.0,       # share of sessions whose click a fair coin decides (an A/B slice)
                     revisit: float = 1.5,          # log-odds boost of a purchase in a session <= 7 days after the user's last
+                    nonlinear: float = 1.0,        # strength of the purchase model's interactions (segment x hour, searches x returning; 0: additive)
                     sessions_per_user: float = 6.0, # mean sessions per user over the period
                     days: int = 364,               # length of the period
                     categories: int = 20,          # item categories
@@ -145,7 +157,7 @@ def make_event_shop(users: int = 2000,             # number of users
     tastes = 0.7 * np.eye(categories)[rng.integers(0, categories, (segments, 2))].sum(1) / 2 + 0.3 / categories
     d = _draw_sessions(rng, users, kw)
     rng_r = np.random.default_rng(np.random.SeedSequence([seed, 23, 1]))   # its own stream: randomized=0 changes nothing
-    parts, tau, T, Y, p0, p1, rct = _funnel(rng, d, tastes, items_per_category, effect, purchase_rate, randomized, rng_r, revisit)
+    parts, tau, T, Y, p0, p1, rct = _funnel(rng, d, tastes, items_per_category, effect, purchase_rate, randomized, rng_r, revisit, nonlinear)
     ev, t0 = _events(rng, d["start"], parts), dt.datetime.fromisoformat(str(start))
     return _shop_tables(ev, d, t0, users, categories * items_per_category, items_per_category, days,
                         (tau, T, Y, p0, p1, rct) if return_truth else None)
@@ -179,7 +191,7 @@ def _truth(ev: pl.DataFrame, d: dict, draws) -> EventTruth:
 # %% ../nbs/23_sessions.ipynb #c022
 def _event_shop_fp(data: dict) -> str:
     import relgraph.sessions
-    return config_hash(dict(data=data, generator=source_fingerprint(relgraph.sessions.make_event_shop, relgraph.sessions._funnel,
+    return config_hash(dict(data=data, generator=source_fingerprint(relgraph.sessions.make_event_shop, relgraph.sessions._funnel, relgraph.sessions._nonadditive, relgraph.sessions._prime_time,
                                                                   relgraph.sessions._draw_sessions, relgraph.sessions._events)), 16)
 
 @DATASETS.register("event-shop", label=lambda data: f"events{data.get('users')}", fingerprint=_event_shop_fp)
@@ -191,11 +203,12 @@ def event_shop(users: int = 2000,            # number of users
                confounding: float = 1.0,     # how strongly hidden intent drives clicks
                randomized: float = 0.0,      # share of sessions in an A/B slice (a coin decides the click)
                revisit: float = 1.5,         # log-odds boost of a purchase <= 7 days after the user's last session
+               nonlinear: float = 1.0,       # strength of the purchase model's interactions (0: additive)
                sessions_per_user: float = 6.0, # mean sessions per user
               ) -> Database:
     "The event shop of `make_event_shop`."
     return make_event_shop(int(users), int(seed), float(effect), float(purchase_rate), int(segments), float(confounding),
-                           float(randomized), float(revisit), float(sessions_per_user))
+                           float(randomized), float(revisit), nonlinear=float(nonlinear), sessions_per_user=float(sessions_per_user))
 
 # %% ../nbs/23_sessions.ipynb #c025
 @dataclass
@@ -436,7 +449,7 @@ def write_sessions(data: SessionData, out: str | Path) -> list[Path]:
     return files + [out/"figures"/"stats.png"]
 
 # %% ../nbs/23_sessions.ipynb #c059
-WORKFLOWS = Registry("session workflow")   # name -> run(cfg, run_dir) -> metrics; meta: defaults (dict)
+WORKFLOWS = Registry("session workflow")   # name -> run(cfg, run_dir) -> metrics; meta: defaults (dict), headline (metric names a sweep reports)
 _WORKFLOW_MODULES = ("relgraph.uplift", "relgraph.session_purchase")
 _log = get_logger("sessions")
 
@@ -503,6 +516,37 @@ def _set(base: dict, changes: dict) -> dict:
         d[last] = v
     return out
 
+# %% ../nbs/23_sessions.ipynb #c063b
+def sweep_table(run_ids,                      # run ids (the keys of `workflow_sweep`'s answer)
+                runs_dir: str | Path = "runs") -> pl.DataFrame:
+    "One row per finished run: run_id, model, data.<knob>, seed, seconds and the workflow's headline metrics."
+    from relgraph.records import read_json
+    _load_workflows(); rows = []
+    for r in run_ids:
+        d = Path(runs_dir)/r; m = read_json(d/"metrics.json")
+        if m is None: continue
+        cfg, st = read_json(d/"config.json"), read_json(d/"status.json", {})
+        rows.append(dict(run_id=r, model=cfg.get("model"), **{f"data.{k}": v for k, v in sorted(cfg["data"].items())}, seed=cfg.get("seed"),
+                         seconds=st.get("seconds"), **{k: m.get(k) for k in WORKFLOWS[cfg["workflow"]].headline}))
+    return pl.DataFrame(rows, infer_schema_length=None, strict=False)
+
+# %% ../nbs/23_sessions.ipynb #c063c
+def sweep_summary(table: pl.DataFrame,        # from `sweep_table`
+                  over=("data.seed", "seed"), # averaged over (the seeds)
+                 ) -> pl.DataFrame:
+    "Per configuration (model and data knobs but `over`): mean and std (`<metric>_std`) of every metric, and `runs`."
+    keys = [c for c in table.columns if (c == "model" or c.startswith("data.")) and c not in over]
+    mets = [c for c in table.columns if c not in (*keys, *over, "run_id")]
+    agg = [e for c in mets for e in (pl.col(c).cast(pl.Float64).mean().alias(c), pl.col(c).cast(pl.Float64).std().alias(f"{c}_std"))]
+    return table.group_by(keys, maintain_order=True).agg(*agg, runs=pl.len())
+
+def _summary_text(summ: pl.DataFrame) -> pl.DataFrame:
+    "The summary as printed: the keys that vary, each metric as 'mean ± std', the number of runs."
+    keys = [c for c in summ.columns if (c == "model" or c.startswith("data.")) and summ[c].n_unique() > 1]
+    mets = [c for c in summ.columns if f"{c}_std" in summ.columns]
+    fmt = lambda c: pl.format("{} ± {}", pl.col(c).round(4), pl.col(f"{c}_std").round(4).fill_null(0.0)).alias(c)
+    return summ.select(*keys, *[fmt(c) for c in mets], "runs")
+
 # %% ../nbs/23_sessions.ipynb #c065
 def sessions_cli(*data: str,                  # dataset parameters as key=value (e.g. users=2000 effect=1.0)
                  dataset: str = "event-shop", # a key of relgraph.datasets.DATASETS
@@ -523,6 +567,9 @@ def sessions_cli(*data: str,                  # dataset parameters as key=value 
     if sweep:
         res = workflow_sweep(sweep, runs)
         print(f"sweep {sweep}: {len(res)} runs: " + ", ".join(f"{sum(v == s for v in res.values())} {s}" for s in sorted(set(map(str, res.values())))))
+        tab = sweep_table(res, runs)
+        if tab.height:
+            with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=4, tbl_width_chars=400, fmt_str_lengths=40, tbl_hide_dataframe_shape=True): print(_summary_text(sweep_summary(tab)))
         return res
     db = load_dataset(dataset, parse_params(list(data)))
     sd = session_data(db, table, gap=gap, min_events=min_events, max_events=max_events, too_long=too_long,

@@ -228,9 +228,19 @@ def _slice_metrics(ab: pl.DataFrame, by_segment: pl.DataFrame, noise_draws: int)
                ab_ate_difference=float(y[t == 1].mean() - y[t == 0].mean()), ab_ate_true=float(ab["true_effect"].mean()))
     return out | dict(ab_uplift_auc_z=out["ab_uplift_auc"] / out["ab_uplift_noise"])
 
+# %% ../nbs/24_uplift.ipynb #c028c
+def _headline(m: dict, uplift_on: str) -> dict:
+    "`m` with the headline `test_uplift_auc(_z)`, `test_qini`, `test_uplift_noise` from the A/B slice (`ab_*`) or all sessions (`all_*`)."
+    if uplift_on not in ("randomized", "all"): raise ValueError(f"uplift_on must be 'randomized' or 'all', not {uplift_on!r}")
+    src = "ab" if uplift_on == "randomized" and "ab_uplift_auc" in m else "all"
+    if uplift_on == "randomized" and src == "all": _log.warning("uplift_on='randomized' but the test sessions hold no A/B slice (>= 50 sessions, both arms): headline on all sessions")
+    return m | {f"test_{k}": m[f"{src}_{k}"] for k in ("uplift_auc", "uplift_auc_z", "qini", "uplift_noise")} | dict(uplift_on="randomized" if src == "ab" else "all")
+
 # %% ../nbs/24_uplift.ipynb #c029
-def uplift_metrics(preds: pl.DataFrame, data: SessionData, truth=None, noise_draws: int = 100) -> dict:
-    "Test metrics of Y and of the uplift; agreement with the planted effect when `truth` is given."
+def uplift_metrics(preds: pl.DataFrame, data: SessionData, truth=None, noise_draws: int = 100,
+                   uplift_on: str = "randomized",   # the headline uplift AUC / Qini: on the A/B slice ('randomized') or on all test sessions ('all')
+                  ) -> dict:
+    "Test metrics of Y and of the uplift; agreement with the planted effect when `truth` is given; the headline uplift metrics."
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import average_precision_score, roc_auc_score
     te = preds.filter(pl.col("split") == "test")
@@ -239,16 +249,16 @@ def uplift_metrics(preds: pl.DataFrame, data: SessionData, truth=None, noise_dra
                test_auroc=float(roc_auc_score(y, te["score"])), test_average_precision=float(average_precision_score(y, te["score"])))
     if te["uplift"].null_count(): return out
     u = te["uplift"].to_numpy()
-    out |= dict(test_uplift_auc=uplift_auc(y, t, u), test_qini=qini_coefficient(y, t, u), test_uplift_noise=uplift_noise(y, t, noise_draws),
+    out |= dict(all_uplift_auc=uplift_auc(y, t, u), all_qini=qini_coefficient(y, t, u), all_uplift_noise=uplift_noise(y, t, noise_draws),
                 test_ate_estimated=float(u.mean()), test_ate_naive=float(y[t == 1].mean() - y[t == 0].mean()))
-    out["test_uplift_auc_z"] = out["test_uplift_auc"] / out["test_uplift_noise"]
-    if truth is None: return out
+    out["all_uplift_auc_z"] = out["all_uplift_auc"] / out["all_uplift_noise"]
+    if truth is None: return _headline(out, uplift_on)
     j = _truth_join(te, data, truth).drop_nulls("true_effect")
     by_segment = preds.filter(pl.col("split") == "train").group_by("segment").agg(segment_uplift=pl.col("uplift").mean())
     out |= _slice_metrics(j.filter(pl.col("randomized")), by_segment, noise_draws)
     seg = j.group_by("segment").agg(est=pl.col("uplift").mean(), true=pl.col("true_effect").mean()).sort("segment")
     varies = seg["true"].std() > 1e-9
-    return out | dict(test_ate_true=float(j["true_effect"].mean()),
+    return _headline(out, uplift_on) | dict(test_ate_true=float(j["true_effect"].mean()),
                       segment_spearman=float(spearmanr(seg["est"], seg["true"])[0]) if varies else float("nan"),
                       session_pearson=float(pearsonr(j["uplift"], j["true_effect"])[0]) if j["true_effect"].std() > 1e-9 else float("nan"),
                       segments={int(s): [round(e, 5), round(tr, 5)] for s, e, tr in seg.rows()})
@@ -283,6 +293,7 @@ UPLIFT_DEFAULTS = dict(
     data={"randomized": 0.25},      # the dataset's parameters, e.g. {users: 3000, effect: 1.0}; a quarter of the sessions an A/B slice
     sessions=dict(gap="24h", min_events=2, max_events=500, too_long="drop", treatment="click", outcome="purchase"),
     split=[0.7, 0.15, 0.15],        # user-level train/val/test shares
+    uplift_on="randomized",         # headline uplift AUC/Qini on the test sessions of the A/B slice ('randomized') or on all ('all')
     model="t_learner",              # a key of UPLIFT_MODELS
     model_params={},                # the model's own parameters
     seed=0,                         # user split and model seed
@@ -311,7 +322,7 @@ def run_uplift(cfg: dict,                   # a resolved uplift configuration
     db, truth = load_with_truth(cfg); sec["data"] = _stage("data", t0); t0 = time.perf_counter()
     sd = session_data(db, **cfg["sessions"], frac=tuple(cfg["split"]), seed=cfg["seed"]); sec["sessions"] = _stage("sessions", t0); t0 = time.perf_counter()
     preds, info = UPLIFT_MODELS[cfg["model"]](sd, seed=cfg["seed"], device=cfg["device"], **cfg["model_params"]); sec["fit"] = _stage("fit", t0); t0 = time.perf_counter()
-    m = uplift_metrics(preds, sd, truth); sec["evaluate"] = _stage("evaluate", t0)
+    m = uplift_metrics(preds, sd, truth, uplift_on=cfg["uplift_on"]); sec["evaluate"] = _stage("evaluate", t0)
     m |= {f"seconds_{k}": v for k, v in sec.items()}
     if run_dir is not None: _write_uplift(Path(run_dir), m, preds, sd, info, cfg)
     return m
@@ -329,4 +340,5 @@ def _write_uplift(d: Path, m: dict, preds, sd, info, cfg):
         with atomic_path(d/"figures"/f"{k}.png") as tmp: f.savefig(tmp, dpi=100, format="png")
         plt.close(f)
 
-WORKFLOWS.register("uplift", defaults=UPLIFT_DEFAULTS)(run_uplift)
+WORKFLOWS.register("uplift", defaults=UPLIFT_DEFAULTS, headline=("test_uplift_auc_z", "test_uplift_auc", "test_qini", "segment_spearman",
+                                                          "all_uplift_auc_z", "test_ate_estimated", "test_ate_true", "test_auroc"))(run_uplift)

@@ -8,7 +8,7 @@ import pytest
 from relgraph.database import Database
 from relgraph.records import read_json
 from relgraph.sessions import (BOS, EVENT_SCHEMA, PAD, UNK, SessionDataset, Vocab, collate, make_event_shop, session_data,
-                               sessions, split_users, workflow_record, workflow_sweep, xty)
+                               sessions, split_users, sweep_summary, sweep_table, workflow_record, workflow_sweep, xty)
 from relgraph.session_purchase import purchase_features, purchase_rows
 
 
@@ -96,8 +96,20 @@ def test_uplift_record_and_sweep(tmp_path):
     res = workflow_sweep(spec, tmp_path)
     assert sorted(res.values()) == ["ok", "ok"]
     m = read_json(tmp_path/sorted(res)[0]/"metrics.json")
-    assert {"test_auroc", "test_uplift_auc", "test_qini", "test_uplift_auc_z"} <= set(m)
+    assert {"test_auroc", "test_uplift_auc", "test_qini", "test_uplift_auc_z", "all_uplift_auc_z", "uplift_on"} <= set(m)
+    src = "ab" if m["uplift_on"] == "randomized" else "all"   # the headline is the A/B slice's when the test sessions hold one
+    assert m["test_uplift_auc_z"] == m[f"{src}_uplift_auc_z"] and (src == "ab") == ("ab_uplift_auc_z" in m)
     assert workflow_sweep(spec, tmp_path) == res   # finished records are not run again
+    summ = sweep_summary(sweep_table(res, tmp_path))
+    assert summ.height == 2 and sorted(summ["data.effect"].to_list()) == [0.0, 1.0] and summ["runs"].to_list() == [1, 1]
+
+
+@pytest.mark.parametrize("nonlinear", [0.0, 1.0])
+def test_event_shop_interactions(nonlinear):
+    _, tr = make_event_shop(3000, seed=0, nonlinear=nonlinear, return_truth=True)
+    s = tr.sessions.with_columns(prime=((pl.col("session_start").dt.hour() - 4 * (pl.col("segment") % 3) + 24) % 24) < 4)
+    r = s.group_by("prime").agg(pl.col("p0").mean()).sort("prime")["p0"].to_list()
+    assert (r[1] / r[0] > 2) if nonlinear else (0.75 < r[1] / r[0] < 1.33)   # the segment's prime time buys more only with the knob on
 
 
 def test_purchase_record(tmp_path):
@@ -114,3 +126,12 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path/"s"/"sessions.parquet").exists() and "sessions of" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e: main(["sessions", "users=200", "--treatment", "add_to_cart", "--out", str(tmp_path/"t")])
     assert e.value.code == 2 and "no treatment events" in capsys.readouterr().err
+
+
+def test_cli_sweep_prints_the_summary(tmp_path, capsys):
+    from relgraph.cli import main
+    spec = tmp_path/"u.yaml"
+    spec.write_text("name: u\nbase: {workflow: uplift, data: {users: 300}, model: t_learner}\ngrid: {data.seed: [0, 1]}\n")
+    main(["sessions", "--sweep", str(spec), "--runs", str(tmp_path/"runs")])
+    out = capsys.readouterr().out
+    assert "2 runs: 2 ok" in out and "test_uplift_auc_z" in out and "±" in out
