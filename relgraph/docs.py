@@ -28,6 +28,7 @@ GUIDES = {"tutorial.ipynb": "Tutorial",                    # notebook -> navigat
           "choosing_a_graph.ipynb": "Choosing a graph",
           "recommend.ipynb": "Recommendation",
           "sessions.ipynb": "Sessions, uplift and purchase prediction",
+          "snapshot_sequences.ipynb": "Snapshot sequences",
           "tuning.ipynb": "Tuning with Optuna",
           "serving.ipynb": "Serving a run",
           "extending.ipynb": "Extending relgraph",

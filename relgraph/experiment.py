@@ -157,10 +157,10 @@ def evaluate_predictions(preds: pl.DataFrame, task_type, info: dict | None = Non
     "Flat metrics of the predictions by the task type: `<split>_<metric>` for every split, the decision rule chosen on val."
     if task_type.name == "link_prediction":
         from relgraph.ranking import evaluate_links
-        return evaluate_links(preds, task_type, info)
+        return {"val_metric": task_type.val_metric} | evaluate_links(preds, task_type, info)
     part = {s: preds.filter(pl.col("split") == s) for s in ("train", "val", "test")}
     rule = task_type.decide(part["val"]["y"].to_numpy(), _scores(part["val"]))
-    out = {"task_type": task_type.name, "rule": rule, **({"threshold": rule["threshold"]} if "threshold" in rule else {})}
+    out = {"task_type": task_type.name, "val_metric": task_type.val_metric, "rule": rule, **({"threshold": rule["threshold"]} if "threshold" in rule else {})}
     for s, p in part.items():
         if p.height == 0: continue
         out |= {f"{s}_{k}": float(v) for k, v in task_type.metrics(p["y"].to_numpy(), _scores(p), rule).items() if _scalar(v)}

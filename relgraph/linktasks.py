@@ -20,8 +20,9 @@ from .registry import INPUTS
 from .tasks import TASKS, EntityTask, _as_timedelta, _check_event_table, _fkey_to, _fmt_td, split_timestamps
 
 # %% auto #0
-__all__ = ['LinkTask', 'link_labels', 'link_sql', 'link_task', 'user_item_purchase', 'save_link_task', 'regenerate_link_labels',
-           'load_link_task', 'relbench_pred', 'Interactions', 'interactions', 'make_interactions']
+__all__ = ['LinkTask', 'link_labels', 'link_sql', 'link_task', 'user_item_purchase', 'user_item_next_week', 'save_link_task',
+           'regenerate_link_labels', 'load_link_task', 'relbench_pred', 'Interactions', 'interactions',
+           'make_interactions']
 
 # %% ../nbs/04b_link_tasks.ipynb #k06
 def _norm_link(df, time_col: str, src_col: str, dst_col: str, what: str) -> pl.DataFrame:
@@ -136,13 +137,14 @@ def link_task(db: Database,                        # database with val_timestamp
               eval_k: int = 10,                    # K of the task's MAP@K
               src_fkey: str | None = None, dst_fkey: str | None = None,  # event table fkeys, when there are several
               src_col: str | None = None, dst_col: str | None = None,    # task columns (default: the tables' pkeys)
+              num_eval_timestamps: int = 1,        # seed timestamps of val and test, one window apart
              ) -> LinkTask:
     "A RelBench-style link task: the distinct destinations each source reaches in the window after each seed."
     td = _as_timedelta(timedelta)
     sc, dc = src_col or db.schema[src_table].pkey, dst_col or db.schema[dst_table].pkey
     seen = db.upto(db.test_timestamp) if db.test_timestamp else db
     kw = dict(src_fkey=src_fkey, dst_fkey=dst_fkey, src_col=sc, dst_col=dc, src_keep=_present(db, src_table, sc), dst_keep=_present(db, dst_table, "__dst"))
-    tables = {s: link_labels(db if s == "test" else seen, src_table, dst_table, event_table, split_timestamps(db, s, td), td, **kw)
+    tables = {s: link_labels(db if s == "test" else seen, src_table, dst_table, event_table, split_timestamps(db, s, td, num_eval_timestamps), td, **kw)
               for s in ("train", "val", "test")}
     return LinkTask(name or f"{src_table}-{dst_table}-{event_table}", src_table, sc, dst_table, dc, event_table, "timestamp", td, eval_k,
                     tables=tables, sql=link_sql(db, src_table, dst_table, event_table, src_fkey, dst_fkey, sc, dc),
@@ -153,6 +155,13 @@ def link_task(db: Database,                        # database with val_timestamp
 def user_item_purchase(db: Database, timedelta=91, eval_k: int = 10) -> LinkTask:
     "The products each customer reviews (buys) in the next `timedelta` days, as rel-amazon's `user-item-purchase`."
     return link_task(db, "customer", "product", "review", timedelta, name="user-item-purchase", eval_k=eval_k)
+
+# %% ../nbs/04b_link_tasks.ipynb #k19w
+@TASKS.register("user-item-next-week")
+def user_item_next_week(db: Database, timedelta=7, eval_k: int = 5, num_eval_timestamps: int = 4) -> LinkTask:
+    "The products each customer reviews in the next week, top 5, with four weekly val and test seeds (snapshot sequences)."
+    return link_task(db, "customer", "product", "review", timedelta, name="user-item-next-week", eval_k=eval_k,
+                     num_eval_timestamps=num_eval_timestamps)
 
 # %% ../nbs/04b_link_tasks.ipynb #k25
 @patch

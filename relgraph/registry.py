@@ -46,7 +46,8 @@ def consumes(name: str) -> tuple[str, ...]:
 # %% ../nbs/00a_registry.ipynb #r001
 ENTRY_MODULES = ("relgraph.builders", "relgraph.graphs", "relgraph.train", "relgraph.tabular", "relgraph.hetero",
                  "relgraph.tasktypes", "relgraph.tasks", "relgraph.datasets",
-                 "relgraph.linktasks", "relgraph.ranking", "relgraph.recommend", "relgraph.recommenders", "relgraph.sessions")  # modules whose import registers relgraph's entries
+                 "relgraph.linktasks", "relgraph.ranking", "relgraph.recommend", "relgraph.recommenders", "relgraph.sessions",
+                 "relgraph.snapseq")  # modules whose import registers relgraph's entries
 
 def load_entries() -> None:
     "Import every module that registers relgraph's own builders, inputs, models, task types, tasks and datasets."

@@ -12,6 +12,7 @@ import polars as pl
 
 from .datasets import dataset_label
 from .records import read_json
+from .registry import load_entries, load_plugins
 
 # %% auto #0
 __all__ = ['PARAM_KEYS', 'BY', 'LOWER_IS_BETTER', 'load_runs', 'mark_current', 'summarize', 'metric_label', 'comparison_figure',
@@ -34,12 +35,20 @@ def _read(path: Path) -> dict | None:
         warnings.warn(f"run record skipped: {path} is unreadable ({type(e).__name__}: {e})")
         return None
 
+def _data_label(cfg: dict) -> str:
+    "The dataset's readable label (its plugins loaded); the bare name when the dataset is not registered here."
+    if not cfg.get("dataset"): return "?"
+    try: load_plugins(cfg.get("plugins") or [])
+    except (ImportError, OSError): pass                                     # a plugin that is not here: the label says the name only
+    try: return dataset_label(cfg["dataset"], cfg.get("data") or {})
+    except (KeyError, ValueError): return str(cfg["dataset"])
+
 def _row(d: Path) -> dict | None:
     "The table row of record `d`, or None when one of its files is unreadable."
     files = [_read(d/f) for f in ("config.json", "status.json", "metrics.json", "graph.json")]
     if any(f is None for f in files): return None
     (cfg, st, m, g), data = files, files[0].get("data") or {}
-    label = dataset_label(cfg["dataset"], data) if cfg.get("dataset") else "?"
+    label = _data_label(cfg)
     label += f" st={data['structure']:g}" if isinstance(data.get("structure"), (int, float)) else ""
     row = dict(run_id=d.name, status=st.get("status"), error=st.get("error"), seconds=float(st.get("seconds") or 0),
                engine=st.get("engine"), path=str(d), data=label, task_type=m.get("task_type"),
@@ -51,6 +60,7 @@ def _row(d: Path) -> dict | None:
 # %% ../nbs/17_results.ipynb #c006
 def load_runs(runs_dir: str | Path = "runs") -> pl.DataFrame:
     "One row per run record in `runs_dir` (hidden work folders of unfinished runs are not records; unreadable ones are skipped, with a warning)."
+    load_entries()   # datasets registered outside relgraph.datasets (e.g. relgraph.snapseq's drifting_shop) label their records
     dirs = sorted(p.parent for p in Path(runs_dir).glob("*/status.json") if not p.parent.name.startswith("."))
     rows = [r for r in map(_row, dirs) if r is not None]
     if not rows: return pl.DataFrame(schema={"run_id": pl.String, "status": pl.String, "path": pl.String})
@@ -216,11 +226,16 @@ def _task_type(task_type: str | None):
     from relgraph.tasktypes import TASK_TYPES
     return TASK_TYPES[task_type] if task_type in TASK_TYPES else None
 
-def _metrics_of(task_type: str | None, cols) -> list[str]:
-    "The metrics a task type's table shows, its selection metric (`TaskType.val_metric`) first, of those in `cols`."
+def _metrics_of(task_type: str | None, cols, val_metric: str | None = None) -> list[str]:
+    "The metrics a task type's table shows, the records' selection metric first (`val_metric`, else the task type's), of those in `cols`."
     tt = _task_type(task_type)
-    names = dict.fromkeys([tt.val_metric if tt else "auroc", *_SHOWN_METRICS.get(task_type, ())])
+    names = dict.fromkeys([val_metric or (tt.val_metric if tt else "auroc"), *_SHOWN_METRICS.get(task_type, ())])
     return [m for m in names if f"test_{m}" in cols]
+
+def _selection(part: pl.DataFrame) -> str | None:
+    "The selection metric most of the records name (a link task's own K: map@5 for a top-5 task), if they name one."
+    if "val_metric" not in part.columns or part["val_metric"].drop_nulls().len() == 0: return None
+    return part["val_metric"].drop_nulls().mode().sort()[0]
 
 def _table(part: pl.DataFrame, metrics: list[str]) -> pl.DataFrame:
     "summarize's table of the first metric, with mean, std and per-seed values of val and test of every metric."
@@ -300,7 +315,7 @@ def results_cli(*runs: str,                # folders of run records (default: ru
     path, tables = Path(figure or Path(runs[0])/"comparison.png"), []
     for i, tt in enumerate(types or [None]):
         part = df.filter(pl.col("task_type") == tt) if tt is not None else df
-        names = [m.strip().removeprefix("test_").removeprefix("val_") for m in metric.split(",") if m.strip()] or _metrics_of(tt, part.columns)
+        names = [m.strip().removeprefix("test_").removeprefix("val_") for m in metric.split(",") if m.strip()] or _metrics_of(tt, part.columns, _selection(part))
         missing = [m for m in names if f"test_{m}" not in part.columns]
         if missing or not names: raise SystemExit(f"no metric {', '.join(missing) or '?'} in the {tt or ''} records; metrics: {', '.join(c[5:] for c in part.columns if c.startswith('test_'))}")
         t = _table(part, names)

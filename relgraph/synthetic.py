@@ -16,10 +16,10 @@ from .database import Database, TableSchema
 
 # %% auto #0
 __all__ = ['CATEGORIES', 'REGIONS', 'BLOCK', 'DAY_NS', 'SD_HISTORY', 'SD_STRUCTURE', 'SD_NOISE', 'EXCITATION', 'SHOP_SCHEMA',
-           'Calendar', 'shop_calendar', 'community_latent', 'World', 'pick_category', 'pick_product', 'make_world',
-           'product_table', 'customer_block', 'community_effect', 'activity', 'event_times', 'review_block',
-           'click_block', 'ShopTruth', 'make_shop', 'community_churn', 'structure_summary', 'plot_community_churn',
-           'synth_cli', 'bench_generator']
+           'Calendar', 'shop_calendar', 'community_latent', 'World', 'taste_shift', 'pick_category', 'pick_product',
+           'make_world', 'product_table', 'customer_block', 'community_effect', 'activity', 'event_times',
+           'review_block', 'click_block', 'ShopTruth', 'make_shop', 'community_churn', 'structure_summary',
+           'plot_community_churn', 'synth_cli', 'bench_generator']
 
 # %% ../nbs/03_synthetic.ipynb #c006
 CATEGORIES = ["Books", "Kindle Store", "Movies & TV", "Music", "Video Games", "Electronics", "Cell Phones",
@@ -98,6 +98,7 @@ class World:
     quality: np.ndarray     # [P] shifts the product's ratings
     cal: Calendar
     taste: float = 1.0      # share of category choices that follow the community's taste (the rest: the shop's overall mix)
+    drift: float = 0.0      # categories per week each community's taste moves (even communities up the category list, odd down)
     def __post_init__(self):
         C, n = self.tastes.shape
         self.taste_flat = (np.arange(C)[:, None] + _cdf_rows(self.tastes)).ravel()
@@ -120,12 +121,18 @@ def _taste_mix(world: World, rng, community: np.ndarray) -> np.ndarray:
     out = community.copy(); out[swap] = rng.choice(len(world.sizes), int(swap.sum()), p=world.sizes)
     return out
 
-def pick_category(world: World, rng, community: np.ndarray) -> np.ndarray:
-    "One category per entry of `community`, drawn from that community's taste (a share 1 - `world.taste` from the overall mix)."
-    n = world.tastes.shape[1]
+def taste_shift(world: World, community: np.ndarray, t: np.ndarray) -> np.ndarray:
+    "How many categories each community's taste has moved by time `t` (ns): floor(drift * weeks since the start), signed by community."
+    weeks = (np.asarray(t, np.int64) - world.cal.bounds[0]) / (7 * DAY_NS)
+    return np.floor(world.drift * weeks).astype(np.int64) * np.where(community % 2 == 0, 1, -1)
+
+def pick_category(world: World, rng, community: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+    "One category per entry of `community`, drawn from that community's taste (a share 1 - `world.taste` from the overall mix), moved by the drift at `t`."
+    n, own = world.tastes.shape[1], community
     if world.taste < 1: community = _taste_mix(world, rng, community)
     pos = np.searchsorted(world.taste_flat, community + rng.random(len(community)), side="right")
-    return np.minimum(pos - community * n, n - 1)
+    cat = np.minimum(pos - community * n, n - 1)
+    return cat if not world.drift or t is None else (cat + taste_shift(world, own, t)) % n
 
 def pick_product(world: World, rng, category: np.ndarray) -> np.ndarray:
     "One product per entry of `category`, drawn by popularity among the products of that primary category."
@@ -213,7 +220,7 @@ def event_times(rng, counts: np.ndarray, signup: np.ndarray, bounds: np.ndarray)
 def review_block(rng, cust: dict, counts: np.ndarray, world: World) -> pl.DataFrame:
     "Reviews (without review_id) of one block of customers."
     i, t = event_times(rng, counts, cust["signup"], world.cal.bounds)
-    prod = world.pick_product(rng, world.pick_category(rng, cust["community"][i]))
+    prod = world.pick_product(rng, world.pick_category(rng, cust["community"][i], t))
     score = 3.9 + world.quality[prod] + cust["leniency"][i] + rng.standard_normal(len(i))
     return pl.DataFrame({"customer_id": cust["customer_id"][i], "product_id": prod, "review_time": t,
                          "rating": np.clip(np.rint(score), 1, 5).astype(np.int64),
@@ -223,7 +230,7 @@ def review_block(rng, cust: dict, counts: np.ndarray, world: World) -> pl.DataFr
 def click_block(rng, cust: dict, sessions: np.ndarray, world: World, per_session: float = 3.0, gap_s: float = 120.0) -> pl.DataFrame:
     "Clicks (without click_id) of one block of customers: bursts of clicks in sessions."
     i, start = event_times(rng, sessions, cust["signup"], world.cal.bounds)
-    cat = world.pick_category(rng, cust["community"][i])
+    cat = world.pick_category(rng, cust["community"][i], start)
     size = rng.geometric(1 / per_session, len(i))
     s, first = np.repeat(np.arange(len(i)), size), np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
     gap = rng.exponential(gap_s * 1e9, len(s)); gap[first] = 0
@@ -286,6 +293,7 @@ def make_shop(customers: int = 2000,          # number of customers
               sessions: float = 1.2,          # click sessions per review
               shared_homes: bool = True,      # each home category shared by two communities (False: disjoint pairs)
               taste: float = 1.0,             # share of reviews and clicks whose category follows the community's taste (0: popularity only)
+              drift: float = 0.0,             # categories per week each community's taste moves (0: tastes stay put)
               return_truth: bool = False,     # also return the hidden `ShopTruth`
               check_keys: bool | None = None  # check keys (default: up to 100k customers)
              ) -> Database | tuple[Database, ShopTruth]:
@@ -295,7 +303,8 @@ def make_shop(customers: int = 2000,          # number of customers
     cal = shop_calendar(start, end)
     world = make_world(np.random.default_rng(np.random.SeedSequence([seed, 0])), products or max(len(CATEGORIES), customers // 4),
                        communities, focus, persistence, cal, shared_homes)
-    world.taste = float(taste)
+    if drift < 0: raise ValueError(f"make_shop: drift must be at least 0, got {drift}")
+    world.taste, world.drift = float(taste), float(drift)
     kw = dict(structure=structure, history=history, noise=noise, rate=rate, sessions=sessions)
     blocks = [_shop_block(seed, b, customers, world, kw) for b in progress(range(math.ceil(customers / BLOCK)), desc="shop")]
     cat = lambda k: pl.concat([b.pop(k) for b in blocks])
@@ -372,12 +381,13 @@ def synth_cli(customers: int = 10_000,          # number of customers
               products: int = None,             # number of products (default: customers // 4)
               persistence: float = -0.8,        # lag-1 autocorrelation of the community latent
               taste: float = 1.0,               # share of purchases following the community's categories (0: popularity only)
+              drift: float = 0.0,               # categories per week each community's taste moves (0: none)
               tasks: str = "user-churn,item-churn"   # comma-separated task names to write (link tasks too, e.g. user-item-purchase)
              ) -> None:
     "Generate the synthetic shop and write it, with its tasks, as a RelBench v3 folder."
     save_relbench, make_task = _need("relgraph.io", "save_relbench"), _need("relgraph.tasks", "make_task")
     save_link_task = _need("relgraph.linktasks", "save_link_task")    # importing it registers the shop's link task
-    db = make_shop(customers, seed, structure, history, noise, communities, products, persistence=persistence, taste=taste)
+    db = make_shop(customers, seed, structure, history, noise, communities, products, persistence=persistence, taste=taste, drift=drift)
     built = [make_task(db, t) for t in progress(tasks.split(","), desc="tasks")]
     path = save_relbench(db, out, tasks=[t for t in built if not hasattr(t, "dst_col")])
     for t in built:
