@@ -26,6 +26,7 @@ GUIDES = {"tutorial.ipynb": "Tutorial",                    # notebook -> navigat
           "byo_database.ipynb": "Bring your own database",
           "running_on_kaggle.ipynb": "Running on Kaggle",
           "choosing_a_graph.ipynb": "Choosing a graph",
+          "suggest_study.ipynb": "Does suggest's order hold up?",
           "recommend.ipynb": "Recommendation",
           "sessions.ipynb": "Sessions, uplift and purchase prediction",
           "snapshot_sequences.ipynb": "Snapshot sequences",

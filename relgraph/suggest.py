@@ -125,7 +125,7 @@ def _lgbm_predict(Xtr, ytr, Xte, task_type, seed: int) -> np.ndarray:
     import lightgbm as lgb
     obj = {"binary_classification": "binary", "regression": "regression", "multiclass_classification": "multiclass"}[task_type.name]
     p = dict(objective=obj, learning_rate=0.08, num_leaves=15, min_data_in_leaf=int(np.clip(len(ytr) // 20, 5, 50)), feature_fraction=0.8, bagging_fraction=0.8,
-             bagging_freq=1, lambda_l2=1.0, seed=seed, deterministic=True, force_row_wise=True, num_threads=2, verbose=-1)
+             bagging_freq=1, lambda_l2=1.0, seed=seed, deterministic=True, force_row_wise=True, num_threads=1, verbose=-1)   # one thread: small data, no OpenMP spinning on busy cores
     if obj == "multiclass": p["num_class"] = int(ytr.max()) + 1
     return lgb.train(p, lgb.Dataset(Xtr, ytr), num_boost_round=60).predict(Xte)
 
@@ -147,16 +147,19 @@ class _Snapshot:
         from relgraph.graphs import snapshot_graph
         g = snapshot_graph(db, task, "train", t, "none")
         self.t, self.ids, self.x, self.y = t, g.node_id.numpy(), g.x.numpy(), g.y.numpy().astype(np.float64)
+        self._edges = {}
     def edges(self, db, task, c: Candidate) -> Edges:
-        "The candidate's edges between this snapshot's nodes (kNN reuses the snapshot's features)."
+        "The candidate's edges between this snapshot's nodes (kNN reuses the snapshot's features); built once per snapshot."
         p = c.params | ({"features": lambda *a: self.x} if c.builder == "knn" and c.params.get("features", "history") == "history" else {})
-        return build_edges(db, task.entity_table, self.ids, self.t, c.builder, **p)
+        if c.name not in self._edges: self._edges[c.name] = build_edges(db, task.entity_table, self.ids, self.t, c.builder, **p)
+        return self._edges[c.name]
 
-def _time_split(db, task) -> tuple[_Snapshot | None, _Snapshot]:
-    "The snapshots of the last two training timestamps (the earlier is None when there is one only)."
+def _time_splits(db, task, splits: int = 2) -> list[tuple[_Snapshot | None, _Snapshot]]:
+    "The last `splits` pairs (earlier, later) of consecutive training snapshots, the last pair last (one timestamp: [(None, it)])."
     ts = task.timestamps("train")
     if not ts: raise ValueError(f"task {task.name!r}: the train split has no timestamp to diagnose graphs on")
-    return (_Snapshot(db, task, ts[-2]) if len(ts) > 1 else None), _Snapshot(db, task, ts[-1])
+    snaps = [_Snapshot(db, task, t) for t in ts[-(splits + 1):]]
+    return [(None, snaps[0])] if len(snaps) == 1 else list(zip(snaps[:-1], snaps[1:]))
 
 # %% ../nbs/08a_suggest.ipynb #c016
 def _fits(snaps, seed: int):
@@ -224,8 +227,8 @@ def diagnose(db, task, c: Candidate, snaps, task_type, boot: int = 100, seed: in
 _CONTROL = ("class_lo", "class_hi", "residual_homophily", "residual_lo", "residual_hi", "vote", "lift")  # a control's columns kept beside its candidate
 SIGNALS = ("lift", "residual_lo", "vote_gain")   # what the rank averages: gain over features, unexplained homophily, vote over control
 
-def rank_candidates(rows: pl.DataFrame) -> pl.DataFrame:
-    "One row per candidate with its control's figures (`control_*`), ranked by the mean of its ranks on `SIGNALS` (1: best)."
+def _beside_control(rows: pl.DataFrame) -> pl.DataFrame:
+    "One row per candidate of one time split's rows, with its control's figures (`control_*`), `vote_gain` and `beats_control`."
     cand = rows.filter(pl.col("kind") == "candidate").drop("kind")
     ctl = rows.filter(pl.col("kind") == "control").select(pl.col("candidate").str.strip_prefix("random: "),
                                                             *[pl.col(c).alias(f"control_{c}") for c in _CONTROL if c in rows.columns],
@@ -233,39 +236,54 @@ def rank_candidates(rows: pl.DataFrame) -> pl.DataFrame:
     t = cand.join(ctl, on="candidate", how="left", maintain_order="left")
     for c in ("lift", "residual_lo", "residual_hi", "control_residual_lo", "control_residual_hi", "vote", "control_vote"):
         if c not in t.columns: t = t.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
-    t = t.with_columns(vote_gain=pl.col("vote") - pl.col("control_vote"), beats_control=pl.col("residual_lo") > pl.col("control_residual_hi"),
-                       seconds=pl.col("seconds") + pl.col("control_seconds").fill_null(0))
-    score = pl.mean_horizontal([pl.col(s).fill_nan(None).rank("average", descending=True).fill_null(t.height + 1) for s in SIGNALS])
-    t = t.with_columns(score=score).sort("score", pl.col("vote_gain").fill_nan(None), descending=[False, True], nulls_last=True)
+    return t.with_columns(vote_gain=pl.col("vote") - pl.col("control_vote"), beats_control=pl.col("residual_lo") > pl.col("control_residual_hi"),
+                          seconds=pl.col("seconds") + pl.col("control_seconds").fill_null(0))
+
+def rank_candidates(rows: pl.DataFrame | list[pl.DataFrame]) -> pl.DataFrame:
+    "Candidates beside their controls (the last time split's figures), ranked by the mean of their ranks on `SIGNALS` averaged over the splits (1: best)."
+    parts = [_beside_control(r) for r in ([rows] if isinstance(rows, pl.DataFrame) else rows)]
+    avg = pl.concat([p.select("candidate", "seconds", *SIGNALS) for p in parts], how="diagonal_relaxed").group_by("candidate").agg(
+        pl.col("seconds").sum(), *[pl.col(s).fill_nan(None).mean().alias(f"{s}_mean") for s in SIGNALS])
+    t = parts[-1].drop("seconds").join(avg, on="candidate", how="left", maintain_order="left").with_columns(splits=pl.lit(len(parts)))
+    score = pl.mean_horizontal([pl.col(f"{s}_mean").rank("average", descending=True).fill_null(t.height + 1) for s in SIGNALS])
+    t = t.with_columns(score=score).sort("score", pl.col("vote_gain_mean"), descending=[False, True], nulls_last=True)
     return t.with_columns(rank=pl.int_range(1, t.height + 1)).select("rank", pl.all().exclude("rank", "score"), "score")
 
 # %% ../nbs/08a_suggest.ipynb #c022
+def _base(snaps, task_type, seed: int) -> dict:
+    "The feature model of one time split: its columns, metric and residuals (what every graph must add to)."
+    first = snaps[0] or snaps[1]
+    cols = top_features(first.x, first.y)
+    metric, residual = feature_model(snaps, task_type, cols, seed)
+    return dict(cols=cols, metric=metric, residual=residual)
+
 def suggest(db,                          # the database (all times; each snapshot reads rows up to its own time)
             task,                        # an entity task: its training labels only are read
             cands: list[Candidate] | None = None,  # candidate graphs (default: every one the schema offers, planned up to val)
             boot: int = 100,             # bootstrap replicates of the homophily intervals
             seed: int = 0,               # seed of the folds, the bootstrap, the rewiring and LightGBM
             skipped: list | None = None, # a list that receives why the planning left paths out
+            splits: int = 2,             # last time splits of the training snapshots the ranking signals are averaged over
            ) -> pl.DataFrame:
     "Every candidate graph beside its random control, diagnosed on the last training snapshots and ranked."
     from relgraph.tasktypes import task_type
     seen = db.upto(db.val_timestamp) if db.val_timestamp is not None else db
     cands = candidates(seen, task.entity_table, skipped=skipped) if cands is None else cands
     if not cands: raise ValueError(f"no candidate graph between the rows of {task.entity_table!r}: no table references it and it has no column to share")
-    tt, snaps = task_type(task), _time_split(db, task)
-    first = snaps[0] or snaps[1]
-    cols = top_features(first.x, first.y)
-    metric, residual = feature_model(snaps, tt, cols, seed)
-    base, rows = dict(cols=cols, metric=metric, residual=residual), []
+    tt, pairs = task_type(task), _time_splits(db, task, splits)
+    bases, rows = [_base(s, tt, seed) for s in pairs], [[] for _ in pairs]
     for c in progress(cands, desc="candidates"):
-        try: rows += diagnose(db, task, c, snaps, tt, boot, seed, base)
+        try: got = [diagnose(db, task, c, s, tt, boot, seed, b) for s, b in zip(pairs, bases)]
         except (ValueError, KeyError) as e:
             _log.warning(f"{c.name}: {e}"); (skipped if skipped is not None else []).append(f"{c.name}: failed: {e}")
             continue
-        for r in rows[-2:]: r["params"] = json.dumps(c.params if r["kind"] == "candidate" else c.control().params, default=str)
-    if not rows: raise ValueError(f"every candidate graph of {task.entity_table!r} failed: {'; '.join(skipped or [])}")
-    out = rank_candidates(pl.DataFrame(rows, infer_schema_length=None))
-    return out.with_columns(feature_model=pl.lit(metric), snapshot=pl.lit(snaps[1].t), fit_snapshot=pl.lit(snaps[0].t if snaps[0] else None))
+        for part, two in zip(rows, got):
+            for r in two: r["params"] = json.dumps(c.params if r["kind"] == "candidate" else c.control().params, default=str)
+            part += two
+    if not rows[-1]: raise ValueError(f"every candidate graph of {task.entity_table!r} failed: {'; '.join(skipped or [])}")
+    out = rank_candidates([pl.DataFrame(r, infer_schema_length=None) for r in rows])
+    fit, ev = pairs[-1]
+    return out.with_columns(feature_model=pl.lit(bases[-1]["metric"]), snapshot=pl.lit(ev.t), fit_snapshot=pl.lit(fit.t if fit else None))
 
 # %% ../nbs/08a_suggest.ipynb #c024
 def suggest_figure(table: pl.DataFrame,   # `suggest`'s table
@@ -302,7 +320,7 @@ def suggest_sweep(table: pl.DataFrame,         # `suggest`'s table
     return dict(name=name, base=dict(base), grid=dict(graph=graphs, model=list(models), seed=list(seeds)))
 
 # %% ../nbs/08a_suggest.ipynb #c028
-_SHOW = ("rank", "candidate", "edges", "coverage", "degree_mean", "class_homophily", "residual_homophily", "beats_control", "vote", "vote_gain", "lift", "seconds")
+_SHOW = ("rank", "candidate", "edges", "coverage", "degree_mean", "class_homophily", "residual_homophily", "beats_control", "vote", "vote_gain", "lift", "lift_mean", "seconds")
 
 def write_suggestion(table: pl.DataFrame, out: str | Path, sweep: dict | None = None, title: str = "") -> list[Path]:
     "Write the ranked table (parquet), its figure (PNG) and the sweep yaml into folder `out`."
@@ -327,6 +345,7 @@ def suggest_cli(data: str,                  # a dataset name (e.g. synthetic) or
                 seeds: int = 2,             # seeds 0 .. seeds-1 in the sweep yaml
                 boot: int = 100,            # bootstrap replicates of the homophily intervals
                 seed: int = 0,              # seed of the folds, bootstrap, rewiring and LightGBM
+                splits: int = 2,            # last time splits of the training snapshots the ranking signals are averaged over
                 out: str = "suggest",       # folder for suggest.parquet, suggest.png and sweep.yaml
                ) -> pl.DataFrame:
     "Rank the candidate graphs of a database for a task before training; write the table, a figure and a sweep yaml."
@@ -336,7 +355,7 @@ def suggest_cli(data: str,                  # a dataset name (e.g. synthetic) or
     cfg = resolve_config(dict(dataset=data, data=parse_params(params.split()), task=task, model="lightgbm"))
     db, tk = load_data(cfg)
     skipped = []
-    table = suggest(db, tk, boot=boot, seed=seed, skipped=skipped)
+    table = suggest(db, tk, boot=boot, seed=seed, skipped=skipped, splits=splits)
     base = {k: cfg[k] for k in ("dataset", "data", "task")}
     sweep = suggest_sweep(table, base, top, [m.strip() for m in models.split(",") if m.strip()], list(range(seeds)), name=f"suggest-{Path(str(data)).name}-{task}")
     paths = write_suggestion(table, out, sweep, f"{db.name} / {task}")

@@ -66,3 +66,15 @@ def test_suggest_on_the_10k_shop(structure):
     else:                                                           # nothing planted: no interval lies apart from its control's
         apart = t.filter((pl.col("residual_lo") > pl.col("control_residual_hi")) | (pl.col("residual_hi") < pl.col("control_residual_lo")))
         assert apart.height == 0, apart.select("candidate", "residual_lo", "residual_hi", "control_residual_lo", "control_residual_hi")
+
+
+def test_signals_averaged_over_time_splits():
+    db, task = shaped_db(entities=40, seed=4)
+    one, two = suggest(db, task, splits=1), suggest(db, task, splits=2)
+    assert one["splits"].unique().to_list() == [1] and two["splits"].unique().to_list() == [2]
+    j = one.join(two, on="candidate", suffix="_2")
+    assert j.height == one.height == two.height
+    assert (j["residual_homophily"] == j["residual_homophily_2"]).all()            # the table shows the last split's figures
+    lift = j.filter(pl.col("lift").is_not_null() & pl.col("lift").is_not_nan())
+    assert (lift["lift"] == lift["lift_mean"]).all()                                # one split: the mean is that split's value
+    assert (two["seconds"] >= 0).all() and two["rank"].to_list() == list(range(1, two.height + 1))
