@@ -51,7 +51,7 @@ def _row(d: Path) -> dict | None:
     label = _data_label(cfg)
     label += f" st={data['structure']:g}" if isinstance(data.get("structure"), (int, float)) else ""
     row = dict(run_id=d.name, status=st.get("status"), error=st.get("error"), seconds=float(st.get("seconds") or 0),
-               engine=st.get("engine"), path=str(d), data=label, task_type=m.get("task_type"),
+               engine=st.get("engine"), path=str(d), data=label, task_type=m.get("task_type"), val_metric=m.get("val_metric"),
                params=json.dumps({k: cfg.get(k) for k in PARAM_KEYS}, sort_keys=True, separators=(",", ":")))
     row |= {("data_params" if k == "data" else k): (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
             for k, v in cfg.items()}   # `data` is the readable label; the dataset's parameters are `data_params`
