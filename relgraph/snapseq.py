@@ -46,9 +46,9 @@ def snapshot_matrices(inter: Interactions,              # the link task's intera
                       every=dt.timedelta(days=7),       # the recent window
                      ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     "Counts [n_src, n_dst] of the interactions visible at `s`: in the last window (s - every, s], and all up to s."
-    s = timestamp(s); ev = inter.upto(s)
-    recent = ev.filter(pl.col("time") > pl.lit(s - every, dtype=TIME_DTYPE))
-    return _csr(recent, (inter.n_src, inter.n_dst)), _csr(ev, (inter.n_src, inter.n_dst))
+    s = timestamp(s)
+    recent = inter.upto(s).filter(pl.col("time") > pl.lit(s - every, dtype=TIME_DTYPE))
+    return _csr(recent, (inter.n_src, inter.n_dst)), inter.matrix(s)
 
 # %% ../nbs/26_snapshot_sequences.ipynb #s11
 def _rows_mean(M: sp.csr_matrix) -> sp.csr_matrix:
