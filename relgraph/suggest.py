@@ -16,9 +16,9 @@ from .core import get_logger, progress
 from .edges import Edges
 
 # %% auto #0
-__all__ = ['SIGNALS', 'adjacency', 'degree_summary', 'homophily_interval', 'neighbour_vote', 'neighbour_means', 'top_features',
-           'feature_model', 'graph_model', 'residual_homophily', 'diagnose', 'rank_candidates', 'suggest',
-           'suggest_figure', 'suggest_sweep', 'write_suggestion', 'suggest_cli']
+__all__ = ['SIGNALS', 'AVERAGED', 'adjacency', 'degree_summary', 'homophily_interval', 'neighbour_vote', 'neighbour_means',
+           'top_features', 'feature_model', 'graph_model', 'residual_homophily', 'residual_vote', 'diagnose',
+           'rank_candidates', 'suggest', 'suggest_figure', 'suggest_sweep', 'write_suggestion', 'suggest_cli']
 
 # %% ../nbs/08a_suggest.ipynb #c005
 def adjacency(e: Edges) -> sp.csr_matrix:
@@ -201,12 +201,19 @@ def residual_homophily(e: Edges, r: np.ndarray, boot: int = 100, level: float = 
     h = homophily_interval(e, r, None, boot, level, seed)
     return dict(residual_homophily=h["edge_homophily"], residual_lo=h["edge_lo"], residual_hi=h["edge_hi"])
 
+def residual_vote(e: Edges, r: np.ndarray) -> dict:
+    "Correlation of each node's residual with the weighted mean residual of its neighbours (no neighbour: the mean residual)."
+    A = adjacency(e); w = np.asarray(A.sum(1)).ravel()
+    m = np.where(w > 0, (A @ r) / np.maximum(w, 1e-12), r.mean() if len(r) else 0.0)
+    ok = len(r) > 2 and m.std() > 0 and r.std() > 0
+    return dict(residual_vote=float(np.corrcoef(m, r)[0, 1]) if ok else 0.0)
+
 def _diagnostics(e_ev: Edges, e_fit: Edges | None, snaps, task_type, boot: int, seed: int, base: dict | None) -> dict:
     "Every diagnostic of one graph at the evaluation snapshot; with `base` (the feature model) its residual homophily and the lift."
     ev = snaps[1]
     row = degree_summary(e_ev) | homophily_interval(e_ev, ev.y, _classes(task_type, ev.y), boot, seed=seed) | neighbour_vote(e_ev, ev.y, task_type, seed)
     if base is not None:
-        row |= residual_homophily(e_ev, base["residual"], boot, seed=seed)
+        row |= residual_homophily(e_ev, base["residual"], boot, seed=seed) | residual_vote(e_ev, base["residual"])
         if e_fit is not None or snaps[0] is None: row["lift"] = graph_model(snaps, e_fit, e_ev, task_type, base["cols"], seed) - base["metric"]
     return row
 
@@ -224,8 +231,9 @@ def diagnose(db, task, c: Candidate, snaps, task_type, boot: int = 100, seed: in
     return [row, ctl]
 
 # %% ../nbs/08a_suggest.ipynb #c020
-_CONTROL = ("class_lo", "class_hi", "residual_homophily", "residual_lo", "residual_hi", "vote", "lift")  # a control's columns kept beside its candidate
-SIGNALS = ("lift", "residual_lo", "vote_gain")   # what the rank averages: gain over features, unexplained homophily, vote over control
+_CONTROL = ("class_lo", "class_hi", "residual_homophily", "residual_lo", "residual_hi", "residual_vote", "vote", "lift")  # a control's columns kept beside its candidate
+SIGNALS = ("residual_vote_gain",)   # what the rank averages: how much more the neighbours tell of what features leave unexplained than the control's
+AVERAGED = SIGNALS + ("residual_lo", "vote_gain", "lift")   # averaged over the time splits (`*_mean`), shown beside the rank
 
 def _beside_control(rows: pl.DataFrame) -> pl.DataFrame:
     "One row per candidate of one time split's rows, with its control's figures (`control_*`), `vote_gain` and `beats_control`."
@@ -234,19 +242,19 @@ def _beside_control(rows: pl.DataFrame) -> pl.DataFrame:
                                                             *[pl.col(c).alias(f"control_{c}") for c in _CONTROL if c in rows.columns],
                                                             pl.col("seconds").alias("control_seconds"))
     t = cand.join(ctl, on="candidate", how="left", maintain_order="left")
-    for c in ("lift", "residual_lo", "residual_hi", "control_residual_lo", "control_residual_hi", "vote", "control_vote"):
+    for c in ("lift", "residual_lo", "residual_hi", "control_residual_lo", "control_residual_hi", "residual_vote", "control_residual_vote", "vote", "control_vote"):
         if c not in t.columns: t = t.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
-    return t.with_columns(vote_gain=pl.col("vote") - pl.col("control_vote"), beats_control=pl.col("residual_lo") > pl.col("control_residual_hi"),
+    return t.with_columns(vote_gain=pl.col("vote") - pl.col("control_vote"), residual_vote_gain=pl.col("residual_vote") - pl.col("control_residual_vote"), beats_control=pl.col("residual_lo") > pl.col("control_residual_hi"),
                           seconds=pl.col("seconds") + pl.col("control_seconds").fill_null(0))
 
 def rank_candidates(rows: pl.DataFrame | list[pl.DataFrame]) -> pl.DataFrame:
-    "Candidates beside their controls (the last time split's figures), ranked by the mean of their ranks on `SIGNALS` averaged over the splits (1: best)."
+    "Candidates beside their controls (the last time split's figures), ranked by the mean of their ranks on `SIGNALS` averaged over the splits (1: best; ties: residual_lo_mean)."
     parts = [_beside_control(r) for r in ([rows] if isinstance(rows, pl.DataFrame) else rows)]
-    avg = pl.concat([p.select("candidate", "seconds", *SIGNALS) for p in parts], how="diagonal_relaxed").group_by("candidate").agg(
-        pl.col("seconds").sum(), *[pl.col(s).fill_nan(None).mean().alias(f"{s}_mean") for s in SIGNALS])
+    avg = pl.concat([p.select("candidate", "seconds", *AVERAGED) for p in parts], how="diagonal_relaxed").group_by("candidate").agg(
+        pl.col("seconds").sum(), *[pl.col(s).fill_nan(None).mean().alias(f"{s}_mean") for s in AVERAGED])
     t = parts[-1].drop("seconds").join(avg, on="candidate", how="left", maintain_order="left").with_columns(splits=pl.lit(len(parts)))
     score = pl.mean_horizontal([pl.col(f"{s}_mean").rank("average", descending=True).fill_null(t.height + 1) for s in SIGNALS])
-    t = t.with_columns(score=score).sort("score", pl.col("vote_gain_mean"), descending=[False, True], nulls_last=True)
+    t = t.with_columns(score=score).sort("score", pl.col("residual_lo_mean"), descending=[False, True], nulls_last=True)
     return t.with_columns(rank=pl.int_range(1, t.height + 1)).select("rank", pl.all().exclude("rank", "score"), "score")
 
 # %% ../nbs/08a_suggest.ipynb #c022
@@ -288,7 +296,7 @@ def suggest(db,                          # the database (all times; each snapsho
 # %% ../nbs/08a_suggest.ipynb #c024
 def suggest_figure(table: pl.DataFrame,   # `suggest`'s table
                    title: str = ""):
-    "Each candidate's residual and class-adjusted homophily intervals beside its control's, and its lift: best first."
+    "Each candidate's residual and class-adjusted homophily intervals beside its control's, and its residual vote gain (the rank): best first."
     import matplotlib.pyplot as plt
     t = table.sort("rank", descending=True)
     y, names = np.arange(t.height), [n if len(n) < 60 else n[:18] + "..." + n[-39:] for n in t["candidate"]]
@@ -299,8 +307,9 @@ def suggest_figure(table: pl.DataFrame,   # `suggest`'s table
             ax.hlines(y + dy, l, h, color=color, lw=3, label=lab)
         ax.axvline(0, color="k", lw=0.5); ax.set_xlabel(what)
     axes[0].legend(fontsize=8, loc="lower right")
-    axes[2].barh(y, t["lift"].fill_null(np.nan).to_numpy(), color=["C2" if v > 0 else "C3" for v in t["lift"].fill_null(0)])
-    axes[2].axvline(0, color="k", lw=0.5); axes[2].set_xlabel("lift of neighbour means (LightGBM)")
+    g = t["residual_vote_gain_mean"].fill_null(np.nan).to_numpy()
+    axes[2].barh(y, g, color=["C2" if v > 0 else "C3" for v in np.nan_to_num(g)])
+    axes[2].axvline(0, color="k", lw=0.5); axes[2].set_xlabel("residual vote − control's (ranks)")
     axes[0].set_yticks(y, names, fontsize=8); fig.suptitle(title or "candidate graphs, best first", fontsize=10)
     fig.tight_layout(); plt.close(fig)
     return fig
@@ -320,7 +329,7 @@ def suggest_sweep(table: pl.DataFrame,         # `suggest`'s table
     return dict(name=name, base=dict(base), grid=dict(graph=graphs, model=list(models), seed=list(seeds)))
 
 # %% ../nbs/08a_suggest.ipynb #c028
-_SHOW = ("rank", "candidate", "edges", "coverage", "degree_mean", "class_homophily", "residual_homophily", "beats_control", "vote", "vote_gain", "lift", "lift_mean", "seconds")
+_SHOW = ("rank", "candidate", "edges", "coverage", "degree_mean", "class_homophily", "residual_homophily", "beats_control", "residual_vote", "residual_vote_gain_mean", "vote_gain", "lift", "seconds")
 
 def write_suggestion(table: pl.DataFrame, out: str | Path, sweep: dict | None = None, title: str = "") -> list[Path]:
     "Write the ranked table (parquet), its figure (PNG) and the sweep yaml into folder `out`."
@@ -329,7 +338,7 @@ def write_suggestion(table: pl.DataFrame, out: str | Path, sweep: dict | None = 
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out/"suggest.parquet") as tmp: table.write_parquet(tmp)
     fig = suggest_figure(table, title)
-    with atomic_path(out/"suggest.png") as tmp: fig.savefig(tmp, dpi=100, format="png")
+    with atomic_path(out/"suggest.png") as tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
     paths = [out/"suggest.parquet", out/"suggest.png"]
     if sweep is not None:
         with atomic_path(out/"sweep.yaml") as tmp: Path(tmp).write_text(yaml.safe_dump(sweep, sort_keys=False, width=140))
