@@ -79,3 +79,15 @@ def test_signals_averaged_over_time_splits():
     lift = j.filter(pl.col("lift").is_not_null() & pl.col("lift").is_not_nan())
     assert (lift["lift"] == lift["lift_mean"]).all()                                # one split: the mean is that split's value
     assert (two["seconds"] >= 0).all() and two["rank"].to_list() == list(range(1, two.height + 1))
+
+
+@pytest.mark.parametrize("task_name", ["user-spend", "user-next-category"])
+def test_suggest_ranks_regression_and_multiclass(task_name):
+    from relgraph.synthetic import make_shop
+    from relgraph.tasks import make_task
+    db = make_shop(400, seed=2); task = make_task(db, task_name)
+    t = suggest(db, task, boot=20)
+    assert t.height >= 5 and t["rank"].to_list() == list(range(1, t.height + 1))
+    gain = t["residual_vote_gain_mean"].to_numpy()
+    assert np.isfinite(gain).all() and (np.diff(gain) <= 1e-12).all()     # the rank is the residual vote over the control's
+    assert t["residual_vote"].is_between(-1, 1).all()
