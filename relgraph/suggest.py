@@ -105,10 +105,14 @@ def neighbour_vote(e: Edges,               # the graph
     return dict(vote=score, vote_reached=float(reached.mean()) if len(y) else 0.0)
 
 # %% ../nbs/08a_suggest.ipynb #c012
+def _mean_of_neighbours(A: sp.csr_matrix, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "The weighted mean of `x` (`[N]` or `[N, F]`) over each node's neighbours in `A` (0 without any), and the weights `[N]`."
+    w = np.asarray(A.sum(1)).ravel()
+    return (A @ x) / np.maximum(w, 1e-12).reshape((-1,) + (1,) * (x.ndim - 1)), w
+
 def neighbour_means(e: Edges, x: np.ndarray) -> np.ndarray:
     "`[N, F + 1]`: log(1 + degree), then the weighted mean of each feature over a node's neighbours (0 without any)."
-    A = adjacency(e); w = np.asarray(A.sum(1)).ravel()
-    m = (A @ x.astype(np.float64)) / np.maximum(w, 1e-12)[:, None]
+    A = adjacency(e); m, _ = _mean_of_neighbours(A, x.astype(np.float64))
     return np.column_stack([np.log1p(np.diff(A.indptr)), m]).astype(np.float32)
 
 def top_features(x: np.ndarray, y: np.ndarray, k: int = 16) -> np.ndarray:
@@ -203,8 +207,8 @@ def residual_homophily(e: Edges, r: np.ndarray, boot: int = 100, level: float = 
 
 def residual_vote(e: Edges, r: np.ndarray) -> dict:
     "Correlation of each node's residual with the weighted mean residual of its neighbours (no neighbour: the mean residual)."
-    A = adjacency(e); w = np.asarray(A.sum(1)).ravel()
-    m = np.where(w > 0, (A @ r) / np.maximum(w, 1e-12), r.mean() if len(r) else 0.0)
+    m, w = _mean_of_neighbours(adjacency(e), r)
+    m = np.where(w > 0, m, r.mean() if len(r) else 0.0)
     ok = len(r) > 2 and m.std() > 0 and r.std() > 0
     return dict(residual_vote=float(np.corrcoef(m, r)[0, 1]) if ok else 0.0)
 
@@ -236,7 +240,7 @@ SIGNALS = ("residual_vote_gain",)   # what the rank averages: how much more the 
 AVERAGED = SIGNALS + ("residual_lo", "vote_gain", "lift")   # averaged over the time splits (`*_mean`), shown beside the rank
 
 def _beside_control(rows: pl.DataFrame) -> pl.DataFrame:
-    "One row per candidate of one time split's rows, with its control's figures (`control_*`), `vote_gain` and `beats_control`."
+    "One row per candidate of one time split's rows, with its control's figures (`control_*`), `vote_gain`, `residual_vote_gain` and `beats_control`."
     cand = rows.filter(pl.col("kind") == "candidate").drop("kind")
     ctl = rows.filter(pl.col("kind") == "control").select(pl.col("candidate").str.strip_prefix("random: "),
                                                             *[pl.col(c).alias(f"control_{c}") for c in _CONTROL if c in rows.columns],
